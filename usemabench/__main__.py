@@ -1,0 +1,5 @@
+import sys
+
+from usemabench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""`usemabench <command>`: one console command; each command group registers its own subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from usemabench.zoo.registry import import_model_module
+
+# Each module defines `register(subparsers)`, adding parsers whose `handler(args) -> int` runs the command.
+COMMAND_MODULES = (
+    "usemabench.zoo.commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="usemabench",
+        description="Benchmark and model zoo for 2D medical image segmentation around USEMA.",
+    )
+    parser.add_argument(
+        "--model-module",
+        action="append",
+        default=[],
+        metavar="PKG.MOD",
+        help="import a module of yours that registers models with @register_model (repeatable)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        for module_name in args.model_module:
+            import_model_module(module_name)
+        return int(args.handler(args) or 0)
+    except (KeyError, ValueError, FileNotFoundError, ImportError, RuntimeError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"usemabench {args.command}: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Records: the one output format of every run (train, eval, profile, bench), one JSON file each.
+
+A record is written once, atomically, and never edited; leaderboards, charts and model cards are pure
+functions of the records. Readers validate the schema version and report, never crash on, bad files.
+
+Fields (schema version 1):
+    schema_version  int
+    kind            "train" | "eval" | "profile" | "bench"
+    status          "ok" | "failed" | "oom" | "unsupported"
+    model           {"name", "config_hash", "config"} or None (an op benchmark)
+    dataset         {"name", "source", "split", "split_hash"} or None
+    protocol        {"name", "hash"} or None
+    seed            int or None
+    resolution      [height, width] or None
+    metrics         free-form dict (e.g. {"dice": {"mean": .., "per_class": {...}}, "hd95": ...})
+    cost            free-form dict (params, macs and flops as separate fields, memory with its method, ...)
+    environment     versions, git commit, device name, precision, kernel backends
+    files           relative paths of artifacts beside the record (per-case CSV, checkpoint, log)
+    error           message when status is not "ok"
+    created         ISO-8601 UTC timestamp (informational; never used in generated outputs)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from usemabench.io import atomic_write_json, canonical_json
+
+SCHEMA_VERSION = 1
+KINDS = ("train", "eval", "profile", "bench")
+STATUSES = ("ok", "failed", "oom", "unsupported")
+REQUIRED_FIELDS = ("schema_version", "kind", "status", "metrics", "cost", "environment", "created")
+
+
+class RecordError(ValueError):
+    """A record file that cannot be used: unreadable, not JSON, missing fields, unknown schema."""
+
+
+def content_hash(payload: Any, length: int = 12) -> str:
+    """Stable short hash of any JSON-serialisable value (sorted keys), for configs, protocols, splits."""
+    digest = hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+    return digest[:length]
+
+
+def make_record(
+    kind: str,
+    *,
+    status: str = "ok",
+    model: dict | None = None,
+    dataset: dict | None = None,
+    protocol: dict | None = None,
+    seed: int | None = None,
+    resolution: list[int] | tuple[int, int] | None = None,
+    metrics: dict | None = None,
+    cost: dict | None = None,
+    environment: dict | None = None,
+    files: dict | None = None,
+    error: str | None = None,
+) -> dict:
+    """A validated record dict; `environment` defaults to `environment_info()`."""
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "status": status,
+        "model": model,
+        "dataset": dataset,
+        "protocol": protocol,
+        "seed": seed,
+        "resolution": list(resolution) if resolution is not None else None,
+        "metrics": metrics or {},
+        "cost": cost or {},
+        "environment": environment if environment is not None else environment_info(),
+        "files": files or {},
+        "error": error,
+        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+    }
+    validate_record(record)
+    return record
+
+
+def model_entry(name: str, config: dict) -> dict:
+    """The `model` field: name plus the full constructor config and its hash."""
+    return {"name": name, "config": config, "config_hash": content_hash(config)}
+
+
+def validate_record(record: Any, source: str = "record") -> dict:
+    """Raise RecordError naming `source` when `record` does not follow this schema version."""
+    if not isinstance(record, dict):
+        raise RecordError(f"{source}: a record must be a JSON object, got {type(record).__name__}")
+    version = record.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise RecordError(f"{source}: schema_version {version!r} is not supported (this usemabench reads {SCHEMA_VERSION})")
+    missing = [field for field in REQUIRED_FIELDS if field not in record]
+    if missing:
+        raise RecordError(f"{source}: missing field(s) {', '.join(missing)}")
+    if record["kind"] not in KINDS:
+        raise RecordError(f"{source}: kind {record['kind']!r} is not one of {KINDS}")
+    if record["status"] not in STATUSES:
+        raise RecordError(f"{source}: status {record['status']!r} is not one of {STATUSES}")
+    return record
+
+
+def record_filename(record: dict) -> str:
+    """A readable, collision-free file name derived from the record's identity fields."""
+    parts = [record["kind"]]
+    if record.get("model"):
+        parts.append(record["model"]["name"])
+    if record.get("dataset"):
+        parts.append(record["dataset"]["name"])
+    if record.get("protocol"):
+        parts.append(record["protocol"]["name"])
+    if record.get("resolution"):
+        parts.append("x".join(str(side) for side in record["resolution"]))
+    if record.get("seed") is not None:
+        parts.append(f"seed{record['seed']}")
+    identity = {key: record.get(key) for key in ("kind", "model", "dataset", "protocol", "seed", "resolution")}
+    identity["device"] = record["environment"].get("device")
+    identity["precision"] = record["environment"].get("precision")
+    identity["mode"] = record["cost"].get("mode")
+    identity["variant"] = record["metrics"].get("variant")
+    safe = "_".join(str(part).replace("/", "-").replace(" ", "-") for part in parts)
+    return f"{safe}_{content_hash(identity, 8)}.json"
+
+
+def write_record(record: dict, records_dir: str | os.PathLike, filename: str | None = None) -> Path:
+    """Validate and write `record` atomically under `records_dir`; returns its path."""
+    validate_record(record)
+    return atomic_write_json(Path(records_dir) / (filename or record_filename(record)), record)
+
+
+@dataclass(frozen=True)
+class SkippedRecord:
+    path: Path
+    reason: str
+
+
+def read_record(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RecordError(f"{path}: not a readable JSON record ({error})") from error
+    return validate_record(payload, str(path))
+
+
+def read_records(records_dir: str | os.PathLike, kind: str | None = None) -> tuple[list[dict], list[SkippedRecord]]:
+    """All valid records under `records_dir` (recursively, sorted by path) and the files skipped, with why."""
+    records: list[dict] = []
+    skipped: list[SkippedRecord] = []
+    for path in sorted(Path(records_dir).rglob("*.json")):
+        try:
+            record = read_record(path)
+        except RecordError as error:
+            skipped.append(SkippedRecord(path, str(error)))
+            continue
+        if kind is None or record["kind"] == kind:
+            record["_path"] = str(path)
+            records.append(record)
+    return records, skipped
+
+
+def git_commit() -> str | None:
+    """The commit of the usemabench checkout, when it is one (None for an installed wheel)."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def device_name(device: str = "cpu") -> str:
+    """A human name for the device: the GPU's name on CUDA, the processor on the CPU."""
+    import torch
+
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu: {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
+def environment_info(device: str = "cpu", precision: str = "fp32", backends: dict | None = None) -> dict:
+    """Versions, commit, device, precision and the kernel backends that ran."""
+    import torch
+
+    from usemabench import __version__
+
+    return {
+        "usemabench": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "git_commit": git_commit(),
+        "device": device_name(device),
+        "device_type": str(device).split(":")[0],
+        "precision": precision,
+        "backends": backends or {},
+        "threads": torch.get_num_threads(),
+    }
