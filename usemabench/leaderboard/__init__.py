@@ -1,0 +1,1 @@
+"""Leaderboards: the record schema and store, aggregation, statistics and rendering."""

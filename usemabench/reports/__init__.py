@@ -1,0 +1,1 @@
+"""Reports: charts and the static HTML report, generated from records."""

@@ -1,0 +1,1 @@
+"""Runners: train, evaluate, predict, profile and sweep, all writing records."""
