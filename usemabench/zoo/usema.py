@@ -1,0 +1,1 @@
+"""USEMA: a UNet with SEMA (window softmax attention + global mean) blocks. Variants are being added."""
