@@ -1,0 +1,207 @@
+"""Token mixers and the Mamba-like (MLLA) block that holds them.
+
+The block is MLLA's macro block (Han et al., "Demystify Mamba in Vision: A Linear Attention Perspective",
+NeurIPS 2024; reference code LeapLabTHU/MLLA `models/mlla.py`); SEMA (arXiv 2506.08297) keeps it and swaps
+only the attention, which is our reading [inferred]. The mixers share one interface, `(B, N, C) tokens in
+raster order + (height, width) -> (B, N, C)`, and the attention ones the same parameters (a q/k projection
+C -> 2C, v = the input, LePE = depthwise 3x3 conv on v), so that an ablation changes nothing but the mixing:
+
+    sema    window softmax attention + mean of V (USEMA_SPEC.md)      window  window attention only
+    full    global softmax attention (SDPA)                           mean    mean of V only (no q/k)
+    linear  MLLA linear attention (ELU + 1 kernels, normalised)
+
+MLLA's RoPE is not used (its default for segmentation-sized inputs is off here) [reconstructed].
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from timm.layers import DropPath, Mlp, trunc_normal_
+from torch import Tensor, nn
+
+from usemabench.zoo.layers.sema import from_window_major, sema_attention, to_window_major
+
+TOKEN_MIXERS = ("sema", "full", "linear", "window", "mean")
+
+
+def _conv_on_tokens(conv: nn.Module, x: Tensor, height: int, width: int) -> Tensor:
+    """Apply a 2D conv to (B, N, C) raster tokens and return tokens."""
+    batch, tokens, channels = x.shape
+    image = x.transpose(1, 2).reshape(batch, channels, height, width)
+    return conv(image).flatten(2).transpose(1, 2)
+
+
+def depthwise_conv3x3(dim: int) -> nn.Conv2d:
+    return nn.Conv2d(dim, dim, kernel_size=3, padding=1, groups=dim)
+
+
+def _split_heads(x: Tensor, num_heads: int) -> Tensor:
+    """(B, N, C) -> (B, heads, N, C / heads)."""
+    batch, tokens, channels = x.shape
+    return x.reshape(batch, tokens, num_heads, channels // num_heads).transpose(1, 2)
+
+
+def _merge_heads(x: Tensor) -> Tensor:
+    """(B, heads, N, d) -> (B, N, heads * d)."""
+    batch, heads, tokens, head_dim = x.shape
+    return x.transpose(1, 2).reshape(batch, tokens, heads * head_dim)
+
+
+class _QKAttention(nn.Module):
+    """Shared parts of the attention mixers: q, k = Linear(x); v = x; output + LePE(v)."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.dim, self.num_heads = dim, num_heads
+        self.qk = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        self.lepe = depthwise_conv3x3(dim)
+
+    def queries_and_keys(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        q, k = self.qk(x).chunk(2, dim=-1)
+        return _split_heads(q, self.num_heads), _split_heads(k, self.num_heads)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, num_heads={self.num_heads}"
+
+
+class SEMAAttention(_QKAttention):
+    """SEMA token mixer: window softmax attention + mean of v (`with_mean=False`: window only) + LePE.
+
+    The tokens are permuted to window-major order once, before the q/k projection, so q, k and v are born
+    in the order the kernel wants and only the output is permuted back.
+    """
+
+    def __init__(
+        self, dim: int, num_heads: int, window_size: int = 8, with_mean: bool = True,
+        backend: str = "auto", qkv_bias: bool = True,
+    ) -> None:
+        super().__init__(dim, num_heads, qkv_bias)
+        self.window_size, self.with_mean, self.backend = window_size, with_mean, backend
+
+    def forward(self, x: Tensor, height: int, width: int) -> Tensor:
+        lepe = _conv_on_tokens(self.lepe, x, height, width)
+        windowed = to_window_major(x, height, width, self.window_size)
+        q, k = self.queries_and_keys(windowed)
+        v = _split_heads(windowed, self.num_heads)
+        out = sema_attention(
+            q, k, v, height, width, self.window_size,
+            with_mean=self.with_mean, token_order="window_major", backend=self.backend,
+        )
+        return from_window_major(_merge_heads(out), height, width, self.window_size) + lepe
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, window_size={self.window_size}, with_mean={self.with_mean}, backend={self.backend}"
+
+
+class FullAttention(_QKAttention):
+    """Global softmax attention over all tokens (F.scaled_dot_product_attention) + LePE."""
+
+    def forward(self, x: Tensor, height: int, width: int) -> Tensor:
+        q, k = self.queries_and_keys(x)
+        out = F.scaled_dot_product_attention(q, k, _split_heads(x, self.num_heads))
+        return _merge_heads(out) + _conv_on_tokens(self.lepe, x, height, width)
+
+
+class LinearAttention(_QKAttention):
+    """MLLA linear attention: phi = ELU + 1 on q and k, out_i = phi(q_i) S / (phi(q_i) . z), + LePE.
+
+    S = sum_j phi(k_j) v_j^T / N and z = mean_j phi(k_j), as in MLLA (whose 1e-6 keeps the division finite).
+    """
+
+    def forward(self, x: Tensor, height: int, width: int) -> Tensor:
+        q, k = self.queries_and_keys(x)
+        q, k = F.elu(q) + 1.0, F.elu(k) + 1.0
+        v = _split_heads(x, self.num_heads)
+        tokens = x.shape[1]
+        normaliser = 1.0 / (q @ k.mean(dim=-2, keepdim=True).transpose(-2, -1) + 1e-6)
+        state = (k.transpose(-2, -1) @ v) / tokens
+        out = (q @ state) * normaliser
+        return _merge_heads(out) + _conv_on_tokens(self.lepe, x, height, width)
+
+
+class MeanMixer(nn.Module):
+    """SEMA's global term alone: the mean of v over all tokens, + LePE (no q/k projection)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.lepe = depthwise_conv3x3(dim)
+
+    def forward(self, x: Tensor, height: int, width: int) -> Tensor:
+        return x.mean(dim=1, keepdim=True) + _conv_on_tokens(self.lepe, x, height, width)
+
+
+def build_token_mixer(
+    name: str, dim: int, num_heads: int, window_size: int = 8, backend: str = "auto", qkv_bias: bool = True
+) -> nn.Module:
+    """One of TOKEN_MIXERS by name."""
+    if name == "sema":
+        return SEMAAttention(dim, num_heads, window_size, True, backend, qkv_bias)
+    if name == "window":
+        return SEMAAttention(dim, num_heads, window_size, False, backend, qkv_bias)
+    if name == "full":
+        return FullAttention(dim, num_heads, qkv_bias)
+    if name == "linear":
+        return LinearAttention(dim, num_heads, qkv_bias)
+    if name == "mean":
+        return MeanMixer(dim)
+    raise ValueError(f"unknown token mixer {name!r}; choose one of {TOKEN_MIXERS}")
+
+
+class MambaLikeBlock(nn.Module):
+    """MLLA's Mamba-like block around a token mixer, on (B, N, C) raster tokens of an H x W map.
+
+        x <- x + DWConv(x);  s <- x;  h <- LN(x)                      (conditional position encoding)
+        g <- SiLU(Linear(h));  u <- SiLU(DWConv(Linear(h)))            (gate; in-projection + local conv)
+        x <- s + DropPath(Linear(mixer(u) * g))
+        x <- x + DWConv(x);  x <- x + DropPath(MLP(LN(x)))              (MLP C -> 4C -> C, GELU)
+
+    About 13 C^2 parameters. Example:
+        >>> block = MambaLikeBlock(dim=64, num_heads=2, mixer="sema", window_size=8)
+        >>> block(torch.randn(1, 24 * 20, 64), 24, 20).shape
+        torch.Size([1, 480, 64])
+    """
+
+    def __init__(
+        self, dim: int, num_heads: int, mixer: str = "sema", window_size: int = 8, mlp_ratio: float = 4.0,
+        drop_path: float = 0.0, backend: str = "auto", qkv_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.cpe1 = depthwise_conv3x3(dim)
+        self.norm1 = nn.LayerNorm(dim)
+        self.act_proj = nn.Linear(dim, dim)
+        self.in_proj = nn.Linear(dim, dim)
+        self.dwc = depthwise_conv3x3(dim)
+        self.act = nn.SiLU()
+        self.mixer = build_token_mixer(mixer, dim, num_heads, window_size, backend, qkv_bias)
+        self.out_proj = nn.Linear(dim, dim)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.cpe2 = depthwise_conv3x3(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU)
+        self.apply(_init_linear_and_norm)
+
+    def forward(self, x: Tensor, height: int, width: int) -> Tensor:
+        if x.shape[1] != height * width:
+            raise ValueError(f"MambaLikeBlock got {x.shape[1]} tokens for a {height}x{width} map")
+        x = x + _conv_on_tokens(self.cpe1, x, height, width)
+        shortcut = x
+        x = self.norm1(x)
+        gate = self.act(self.act_proj(x))
+        x = self.act(_conv_on_tokens(self.dwc, self.in_proj(x), height, width))
+        x = self.out_proj(self.mixer(x, height, width) * gate)
+        x = shortcut + self.drop_path(x)
+        x = x + _conv_on_tokens(self.cpe2, x, height, width)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def _init_linear_and_norm(module: nn.Module) -> None:
+    """MLLA's (Swin's) initialisation: truncated normal std 0.02 for Linear, unit LayerNorm."""
+    if isinstance(module, nn.Linear):
+        trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
