@@ -87,8 +87,8 @@ class FakeHub:
                 if path == "/api/repos/create":
                     payload = json.loads(body)
                     repo_id = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
-                    if repo_id in hub.branches:
-                        return self._error(409, "RepoExists", "You already created this model repo")
+                    if repo_id in hub.branches:  # the real Hub answers 409 with the existing repo's url
+                        return self._json(409, {"error": "You already created this model repo", "url": f"{hub.endpoint}/{repo_id}"})
                     hub.branches[repo_id] = {}
                     hub.commit(repo_id, "main", {".gitattributes": b"*.safetensors filter=lfs\n"}, set())
                     return self._json(200, {"url": f"{hub.endpoint}/{repo_id}", "name": repo_id})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import huggingface_hub.constants as constants
 import pytest
 import torch
 
@@ -20,7 +21,7 @@ from usemabench.hub import (
 )
 from usemabench.zoo import FAMILIES, create_model, get_model_info, list_models
 
-from .fake_hub import FakeHub
+from fake_hub import FakeHub
 
 
 def one_small_model_per_family() -> list[str]:
@@ -47,6 +48,12 @@ def test_save_load_round_trip_gives_identical_outputs(name: str, tmp_path: Path)
     torch.testing.assert_close(outputs(loaded, x), outputs(model, x), rtol=0, atol=0)
 
 
+def point_client_at(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    """huggingface_hub reads HF_ENDPOINT once at import; point the already-imported client at `endpoint`."""
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+
+
 @pytest.fixture
 def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     server = FakeHub().start()
@@ -54,9 +61,7 @@ def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_tests")
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    import huggingface_hub.constants as constants
-
-    monkeypatch.setattr(constants, "ENDPOINT", server.endpoint)
+    point_client_at(monkeypatch, server.endpoint)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     yield server
     server.stop()
@@ -95,10 +100,8 @@ def test_revision_is_pinned(hub: FakeHub, tmp_path: Path) -> None:
 def test_offline_load_from_the_cache(published, monkeypatch: pytest.MonkeyPatch) -> None:
     model, repo_id = published
     pull(repo_id)  # fills the cache
-    import huggingface_hub.constants as constants
-
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens: any request would fail
+    point_client_at(monkeypatch, "http://127.0.0.1:9")  # nothing listens there: any request would fail
     loaded = load_pretrained(repo_id)
     x = torch.randn(1, 1, 32, 32)
     torch.testing.assert_close(outputs(loaded, x), outputs(model, x), rtol=0, atol=0)
