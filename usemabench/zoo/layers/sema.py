@@ -337,11 +337,44 @@ def sema_attention_backward_op(
     grad_output: Tensor, q: Tensor, k: Tensor, v: Tensor,
     height: int, width: int, window_size: int, with_mean: bool, window_major: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Gradients (dq, dk, dv) of `usemabench::sema_attention` (counting mode only)."""
-    order = "window_major" if window_major else "raster"
+    """Gradients (dq, dk, dv) of `usemabench::sema_attention` (counting mode only), written out per window:
+
+    P = softmax(S), S = q k^T / sqrt(d) (padded keys masked), O = P v:
+    dv = P^T dO;  dS = P * (dO v^T - rowsum(dO * O));  dq = dS k / sqrt(d);  dk = dS^T q / sqrt(d);
+    the mean adds (1/N) sum_i dO_i to dv of every real token.
+    """
     grid = WindowGrid(height, width, window_size)
-    _, vjp = torch.func.vjp(lambda q_, k_, v_: torch_sema_attention(q_, k_, v_, grid, with_mean, order), q, k, v)
-    return vjp(grad_output)
+    raster = not window_major
+    windows, tokens = grid.num_windows, grid.tokens_per_window
+
+    def windowed(t: Tensor) -> Tensor:  # (..., L, c) -> (..., windows, T, c)
+        t = to_window_major(t, height, width, window_size) if raster else t
+        return t.reshape(*t.shape[:-2], windows, tokens, t.shape[-1])
+
+    qw, kw, vw, grad_w = windowed(q), windowed(k), windowed(v), windowed(grad_output)
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    scores = (qw @ kw.transpose(-2, -1)) * scale
+    if grid.is_padded:
+        scores = scores.masked_fill(~_valid_tokens(grid, q.device).view(windows, 1, tokens), float("-inf"))
+    probs = scores.softmax(dim=-1)
+    grad_probs = grad_w @ vw.transpose(-2, -1)
+    grad_scores = probs * (grad_probs - (grad_probs * probs).sum(dim=-1, keepdim=True))
+    grads = [
+        (grad_scores @ kw) * scale,
+        (grad_scores.transpose(-2, -1) @ qw) * scale,
+        probs.transpose(-2, -1) @ grad_w,
+    ]
+    grads = [grad.reshape(*grad.shape[:-3], grid.padded_tokens, grad.shape[-1]) for grad in grads]
+    if raster:
+        grads = [from_window_major(grad, height, width, window_size) for grad in grads]
+    if with_mean:
+        grad_mean = grad_output.sum(dim=-2, keepdim=True)
+        if raster or not grid.is_padded:
+            grads[2] = grads[2] + grad_mean / grid.num_tokens
+        else:
+            weights = _valid_tokens(grid, q.device).to(v.dtype)[:, None] / grid.num_tokens
+            grads[2] = grads[2] + weights * grad_mean
+    return tuple(grads)
 
 
 @sema_attention_backward_op.register_fake
