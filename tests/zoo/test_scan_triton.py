@@ -104,7 +104,9 @@ def assert_matches_reference(case: Case, dtype: torch.dtype, device: str) -> Non
         return scan_triton.selective_scan_triton(*args, **kwargs, config=config)
 
     out, grads = output_and_grads(triton_scan, inputs, grad_output, case.extras)
-    expected, expected_grads = output_and_grads(selective_scan_reference, inputs, grad_output, case.extras, torch.float64)
+    expected, expected_grads = output_and_grads(
+        selective_scan_reference, inputs, grad_output, case.extras, cast=torch.float64
+    )
     assert out.dtype == dtype and out.shape == expected.shape
     results = {"y": (out, expected)} | {name: (grads[name], expected_grads[name]) for name in grads}
     assert set(results) == {"y"} | {n for n, t in zip(INPUT_NAMES, inputs) if t is not None}
@@ -123,7 +125,8 @@ def test_interpreter_suite() -> None:
     if INTERPRETER:
         pytest.skip("already interpreting: the interpreter tests run in this session")
     child = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "test_interpreter_ and not suite"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+         "-k", "test_interpreter_ and not suite"],  # fmt: skip
         cwd=Path(__file__).resolve().parents[2],
         env={**os.environ, "TRITON_INTERPRET": "1"},
         capture_output=True,

@@ -94,12 +94,17 @@ def _softplus(x):
 
 
 @triton.jit
-def _load_delta(delta_ptr, bias_ptr, row_offsets, offs_d, offs_t, mask_t, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+def _load_delta(
+    delta_ptr, bias_ptr, row_offsets, offs_d, offs_t, mask_t, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr
+):
     """(raw, dt): delta + bias and the step size, both float32 (BLOCK_D, CHUNK); dt is 0 past the sequence."""
     raw = tl.load(delta_ptr + row_offsets[:, None] + offs_t[None, :], mask=mask_t[None, :], other=0.0).to(tl.float32)
     if HAS_BIAS:
         raw += tl.load(bias_ptr + offs_d).to(tl.float32)[:, None]
-    dt = _softplus(raw) if SOFTPLUS else raw
+    if SOFTPLUS:
+        dt = _softplus(raw)
+    else:
+        dt = raw
     return raw, tl.where(mask_t[None, :], dt, 0.0)
 
 
@@ -485,7 +490,9 @@ def _backward(dout, u, delta, A, B, C, D, z, delta_bias, softplus: bool, starts:
     bias = delta_bias if delta_bias is not None else u
     gate = z if z is not None else u
     decay, adjoints = _chunk_buffers(plan, u)
-    _backward_summary_kernel[plan.grid()](dout, gate, delta, A, C, bias, decay, adjoints, *sizes, HAS_Z=z is not None, **flags, **tiles)
+    _backward_summary_kernel[plan.grid()](
+        dout, gate, delta, A, C, bias, decay, adjoints, *sizes, HAS_Z=z is not None, **flags, **tiles
+    )
     _run_carry(plan, decay, adjoints, reverse=True)
     del decay
 
