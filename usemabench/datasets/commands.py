@@ -1,0 +1,147 @@
+"""`usemabench datasets ...`: list, verify, split, import and download datasets."""
+
+from __future__ import annotations
+
+import argparse
+
+from usemabench.datasets.converters import IMPORTERS, parse_label_map, run_import
+from usemabench.datasets.download import DOWNLOADS, download_dataset
+from usemabench.datasets.errors import DatasetError
+from usemabench.datasets.spec import DatasetSpec, get_dataset_spec, list_datasets
+from usemabench.datasets.splits import check_split_matches_data, generate_split_file, read_split_file, spec_sources, write_split_file
+from usemabench.datasets.sources import SourceURI
+from usemabench.datasets.locations import expand_data_placeholder
+from usemabench.datasets.verify import verify_cases
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("datasets", help="list, verify, split, import and download datasets")
+    parser.set_defaults(handler=run_list)
+    commands = parser.add_subparsers(dest="datasets_command", metavar="SUBCOMMAND")
+
+    commands.add_parser("list", help="registered datasets and whether their data is found (the default)").set_defaults(handler=run_list)
+
+    verify = commands.add_parser("verify", help="check every image/mask pair and the split of a dataset or source")
+    verify.add_argument("source", help="registered name, source URI (folder:PATH, nnunet:PATH, hf:REPO[:SPLIT]) or folder path")
+    verify.add_argument("--max-problems", type=int, default=20, help="problems printed in full (default 20)")
+    verify.set_defaults(handler=run_verify)
+
+    split = commands.add_parser("split", help="write a new seeded split file (never overwrites without --force)")
+    split.add_argument("source", help="registered name, source URI or folder path")
+    split.add_argument("--out", default=None, help="split file to write (default: the dataset's split file)")
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--val", type=_share, default=0.1, help="validation share: a fraction (0.1) or a count (16)")
+    split.add_argument("--test", type=_share, default=0.1, help="test share: a fraction or a count (ignored where the data has a test source)")
+    split.add_argument("--folds", type=int, default=None, help="k folds (fold<i>_train / fold<i>_val) plus test, instead of train/val")
+    split.add_argument("--contiguous", action="store_true", help="keep the natural case order (slices of one volume) instead of shuffling")
+    split.add_argument("--force", action="store_true", help="replace an existing split file")
+    split.set_defaults(handler=run_split)
+
+    convert = commands.add_parser("import", help="convert a raw layout into the image/mask folder format")
+    convert.add_argument("layout", choices=sorted(IMPORTERS))
+    convert.add_argument("src", help="the raw dataset folder")
+    convert.add_argument("dst", help="the new folder-format dataset (must not exist or be empty)")
+    convert.add_argument("--map", default=None, help="relabel only: RAW:CLASS pairs, e.g. 0:0,255:1")
+    convert.set_defaults(handler=run_import_command)
+
+    download = commands.add_parser("download", help="download a registered dataset, check its checksum and import it")
+    download.add_argument("name", choices=sorted(DOWNLOADS))
+    download.add_argument("--dest", default=None, help="data root to fill (default: $USEMABENCH_DATA or <cache>/data)")
+    download.add_argument("--url", default=None, help="a mirror (or file://) URL of the same archive")
+    download.add_argument("--sha256", default=None, help="expected SHA-256 of the archive")
+    download.add_argument("--no-verify", action="store_true", help="accept an archive with no known checksum (prints its SHA-256)")
+    download.set_defaults(handler=run_download)
+
+
+def _share(text: str) -> float | int:
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a fraction nor a count") from None
+
+
+def _data_status(spec: DatasetSpec) -> str:
+    parsed = SourceURI.parse(spec.source)
+    if parsed.scheme == "synthetic":
+        return "generated on first use"
+    if parsed.scheme == "hf":
+        return parsed.target
+    try:
+        return expand_data_placeholder(parsed.target)
+    except DatasetError:
+        return "not found" + (" (usemabench datasets download " + spec.name + ")" if spec.name in DOWNLOADS else "")
+
+
+def run_list(args: argparse.Namespace) -> int:
+    rows = [("name", "task", "classes", "ch", "eval", "data")]
+    for name in list_datasets():
+        spec = get_dataset_spec(name)
+        rows.append((name, spec.task, ",".join(spec.class_names[1:]), str(spec.in_channels), spec.eval_policy, _data_status(spec)))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    spec = get_dataset_spec(args.source)
+    print(f"dataset {spec.name}: {spec.task}, classes {', '.join(spec.class_names)}, {spec.in_channels} channel(s)")
+    problems: list[str] = []
+    split_file = read_split_file(spec.split_path) if spec.split_path.exists() else None
+    sources = spec_sources(spec, split_file.splits if split_file else ())
+    if split_file is None:
+        print(f"split file: none yet ({spec.split_path} is written on first use)")
+    else:
+        counts = ", ".join(f"{name} {len(split_file.splits[name])}" for name in split_file.split_names)
+        print(f"split file: {split_file.display_path} (hash {split_file.split_hash}): {counts}")
+        try:
+            check_split_matches_data(split_file, sources)
+        except DatasetError as error:
+            problems.append(str(error))
+        problems += [f"split '{name}' is empty" for name, cases in split_file.splits.items() if not cases]
+    for uri, source in sources.items():
+        report = verify_cases(spec, source, source.case_ids())
+        if not report.checked:
+            report.problems.append(f"{uri}: no cases")
+        print(f"source {uri}")
+        for line in report.summary_lines(spec):
+            print(f"  {line}")
+        problems += report.problems
+    for problem in problems[: args.max_problems]:
+        print(f"problem: {problem}")
+    if len(problems) > args.max_problems:
+        print(f"... and {len(problems) - args.max_problems} more problems")
+    print("ok" if not problems else f"FAILED: {len(problems)} problem(s)")
+    return 0 if not problems else 1
+
+
+def run_split(args: argparse.Namespace) -> int:
+    spec = get_dataset_spec(args.source)
+    method = {"kind": "contiguous" if args.contiguous else "random", "seed": args.seed, "val": args.val, "test": args.test}
+    if args.folds:
+        method["folds"] = args.folds
+    split_file = write_split_file(args.out or spec.split_path, generate_split_file(spec, method=method), overwrite=args.force)
+    counts = ", ".join(f"{name} {len(split_file.splits[name])}" for name in split_file.split_names)
+    print(f"wrote {split_file.path} (split hash {split_file.split_hash}, data hash {split_file.data_hash}): {counts}")
+    return 0
+
+
+def run_import_command(args: argparse.Namespace) -> int:
+    label_map = parse_label_map(args.map) if args.map else None
+    if label_map is not None and args.layout != "relabel":
+        raise DatasetError("--map applies to the relabel layout only")
+    report = run_import(args.layout, args.src, args.dst, label_map)
+    print(f"imported {report.cases} cases ({args.layout}) into {args.dst}")
+    for note in report.notes:
+        print(f"  {note}")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    for entry in DOWNLOADS[args.name]:
+        if entry.note:
+            print(f"{entry.folder}: {entry.note}")
+    download_dataset(args.name, args.dest, url=args.url, sha256=args.sha256, verify=not args.no_verify)
+    return 0

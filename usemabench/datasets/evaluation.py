@@ -1,0 +1,73 @@
+"""The evaluation policy: every metric is computed at each case's native resolution.
+
+A model trained at resolution R sees at test time either
+    resize           the whole image resized to R x R (bilinear, antialiased); its logits are resized back
+                     to the native size (bilinear) before the argmax -- `prepare_eval_input` and
+                     `restore_prediction`; or
+    sliding_window   native-scale R x R windows with 50 % overlap, blended with Gaussian weights (MONAI's
+                     `sliding_window_inference`; images smaller than R are zero-padded, i.e. padded with
+                     the normalised mean, and cropped back).
+The dataset's spec names its policy (`DatasetSpec.eval_policy`); `predict_native` applies it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from usemabench.datasets.spec import DatasetSpec
+
+Model = Callable[[torch.Tensor], torch.Tensor | list[torch.Tensor]]
+
+
+def _size(resolution: int | tuple[int, int]) -> tuple[int, int]:
+    return (resolution, resolution) if isinstance(resolution, int) else (int(resolution[0]), int(resolution[1]))
+
+
+def _batched(image: torch.Tensor) -> torch.Tensor:
+    if image.ndim == 3:
+        return image.unsqueeze(0)
+    if image.ndim != 4:
+        raise ValueError(f"expected an image (C, H, W) or batch (B, C, H, W), got shape {tuple(image.shape)}")
+    return image
+
+
+def prepare_eval_input(image: torch.Tensor, resolution: int | tuple[int, int]) -> torch.Tensor:
+    """(B, C, R, R) model input from a native-size image (C, H, W) or batch (B, C, H, W)."""
+    image = _batched(image)
+    if tuple(image.shape[-2:]) == _size(resolution):
+        return image
+    return F.interpolate(image, size=_size(resolution), mode="bilinear", align_corners=False, antialias=True)
+
+
+def restore_prediction(logits: torch.Tensor, native_size: tuple[int, int]) -> torch.Tensor:
+    """Logits (B, K, r, r) resized back to the native (H, W) with bilinear interpolation (argmax after)."""
+    if tuple(logits.shape[-2:]) == tuple(native_size):
+        return logits
+    return F.interpolate(logits, size=tuple(native_size), mode="bilinear", align_corners=False)
+
+
+def _logits(model: Model, batch: torch.Tensor) -> torch.Tensor:
+    output = model(batch)
+    return output[0] if isinstance(output, (list, tuple)) else output
+
+
+def sliding_window_logits(model: Model, image: torch.Tensor, window: int | tuple[int, int], overlap: float = 0.5, batch_size: int = 4) -> torch.Tensor:
+    """Native-size logits (B, K, H, W) from overlapping windows blended with Gaussian weights."""
+    from monai.inferers import sliding_window_inference
+
+    return sliding_window_inference(
+        _batched(image), roi_size=_size(window), sw_batch_size=batch_size, predictor=lambda x: _logits(model, x),
+        overlap=overlap, mode="gaussian", padding_mode="constant", cval=0.0,
+    )
+
+
+@torch.no_grad()
+def predict_native(model: Model, image: torch.Tensor, spec: DatasetSpec, resolution: int | tuple[int, int], overlap: float = 0.5) -> torch.Tensor:
+    """Logits (B, K, H, W) at the native size of `image` under the spec's evaluation policy."""
+    image = _batched(image)
+    if spec.eval_policy == "sliding_window":
+        return sliding_window_logits(model, image, resolution, overlap)
+    return restore_prediction(_logits(model, prepare_eval_input(image, resolution)), tuple(image.shape[-2:]))

@@ -1,0 +1,71 @@
+"""SegmentationDataset: one split of a dataset as a torch Dataset of checked, normalised pairs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+
+from usemabench.datasets.cases import load_case
+from usemabench.datasets.errors import DatasetError
+from usemabench.datasets.spec import DatasetSpec, get_dataset_spec
+from usemabench.datasets.splits import check_split_matches_data, ensure_split_file, spec_sources
+from usemabench.datasets.transforms import normalize_image
+from usemabench.datasets.verify import verify_cases
+
+Transform = Callable[[tv_tensors.Image, tv_tensors.Mask], tuple[Any, Any]]
+
+
+class SegmentationDataset(Dataset):
+    """Items `{"image": float32 (C, H, W), "mask": int64 (H, W), "case_id": str}` of one split.
+
+    Construction checks, before any training starts, that the split file still matches the data and
+    that every pair of the split is readable, same-sized and holds only allowed labels; a problem
+    stops with a DatasetError naming the file. Images are normalised per the spec on their native
+    size, then `transform` (e.g. `training_transform(spec, 256)`) is applied to image and mask
+    together; without a transform items keep their native size (evaluation).
+
+        dataset = SegmentationDataset("synthetic", "train", training_transform(get_dataset_spec("synthetic"), 96))
+        item = dataset[0]  # item["image"].shape == (1, 96, 96)
+    """
+
+    def __init__(self, spec: DatasetSpec | str, split: str, transform: Transform | None = None, *, verify: bool = True) -> None:
+        self.spec = get_dataset_spec(spec)
+        self.split = split
+        self.transform = transform
+        self.split_file = ensure_split_file(self.spec)
+        self.case_ids = self.split_file.cases(split)
+        sources = spec_sources(self.spec, self.split_file.splits)
+        check_split_matches_data(self.split_file, sources)
+        self.source = sources[self.spec.source_for(split)]
+        absent = sorted(set(self.case_ids) - set(self.source.case_ids()))
+        if absent:
+            raise DatasetError(f"{self.split_file.path}: split '{split}' lists {len(absent)} case(s) not in {self.source.uri} (e.g. {absent[0]})")
+        if verify:
+            report = verify_cases(self.spec, self.source, self.case_ids)
+            report.raise_if_problems(
+                f"split '{split}' of dataset '{self.spec.name}'", f" (all of them: usemabench datasets verify {self.spec.name})"
+            )
+
+    def __len__(self) -> int:
+        return len(self.case_ids)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        case_id = self.case_ids[index]
+        image_array, mask_array = load_case(self.spec, self.source, case_id)
+        image = normalize_image(torch.from_numpy(image_array), self.spec.normalization)
+        mask = torch.from_numpy(mask_array)
+        if self.transform is not None:
+            image, mask = self.transform(tv_tensors.Image(image), tv_tensors.Mask(mask))
+        return {
+            "image": image.as_subclass(torch.Tensor).to(torch.float32).contiguous(),
+            "mask": mask.as_subclass(torch.Tensor).to(torch.int64).contiguous(),
+            "case_id": case_id,
+        }
+
+    def record_entry(self) -> dict[str, Any]:
+        """The `dataset` field of a record: name, source, split and split hash."""
+        return {"name": self.spec.name, "source": self.spec.source_for(self.split), "split": self.split, "split_hash": self.split_file.split_hash}

@@ -1,0 +1,254 @@
+"""Fixed splits: JSON files listing the case ids of each split, checked against the data on every load.
+
+A split file holds `splits` ({name: [case ids]}), optional `excluded` ids, and `data_hash`: the hash of
+every case id the data had when the file was written. Loading checks twice: the lists still hash to
+`data_hash` (the file was not edited by hand), and the data still has exactly those cases (it was not
+changed, re-imported or partly copied). Either failure stops with a message; a split is never
+regenerated silently. `split_hash` (the hash of the lists) goes into every record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from usemabench.datasets.errors import DatasetError
+from usemabench.datasets.sources import Source, open_source
+from usemabench.datasets.spec import PACKAGED_SPLITS, DatasetSpec
+from usemabench.io import atomic_write_json
+from usemabench.leaderboard.records import content_hash
+
+SPLIT_FORMAT = "usemabench-split/1"
+logger = logging.getLogger(__name__)
+
+
+def data_hash(case_ids: Iterable[str]) -> str:
+    return content_hash(sorted(set(case_ids)))
+
+
+@dataclass(frozen=True)
+class SplitFile:
+    path: Path
+    dataset: str
+    splits: dict[str, list[str]]
+    data_hash: str
+    method: dict[str, Any] = field(default_factory=dict)
+    excluded: tuple[str, ...] = ()
+
+    @property
+    def split_hash(self) -> str:
+        return content_hash(self.splits)
+
+    @property
+    def split_names(self) -> list[str]:
+        """train, val, test first, then any others (folds) in natural order."""
+        preferred = [name for name in ("train", "val", "test") if name in self.splits]
+        return preferred + sorted((name for name in self.splits if name not in preferred), key=natural_key)
+
+    @property
+    def all_cases(self) -> set[str]:
+        return {case for cases in self.splits.values() for case in cases} | set(self.excluded)
+
+    @property
+    def display_path(self) -> str:
+        """The package-relative path of a committed split, else the absolute path."""
+        try:
+            return str(Path("usemabench/datasets/splits") / self.path.relative_to(PACKAGED_SPLITS))
+        except ValueError:
+            return str(self.path)
+
+    def cases(self, split: str) -> list[str]:
+        if split not in self.splits:
+            raise DatasetError(f"{self.path}: no split '{split}'; splits are {', '.join(self.splits)}")
+        if not self.splits[split]:
+            raise DatasetError(f"{self.path}: split '{split}' is empty")
+        return list(self.splits[split])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": SPLIT_FORMAT,
+            "dataset": self.dataset,
+            "method": self.method,
+            "data_hash": self.data_hash,
+            "num_cases": len(self.all_cases),
+            "excluded": list(self.excluded),
+            "splits": self.splits,
+        }
+
+
+def read_split_file(path: str | Path) -> SplitFile:
+    """Load and validate a split file (format, types, integrity of the lists against `data_hash`)."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: split file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DatasetError(f"{path}: unreadable split file ({error})") from None
+    if not isinstance(payload, dict) or payload.get("format") != SPLIT_FORMAT:
+        raise DatasetError(f"{path}: not a split file of format {SPLIT_FORMAT}")
+    splits = payload.get("splits")
+    if not isinstance(splits, dict) or not all(isinstance(c, list) and all(isinstance(i, str) for i in c) for c in splits.values()):
+        raise DatasetError(f"{path}: 'splits' must map split names to lists of case ids")
+    for name, cases in splits.items():
+        if len(set(cases)) != len(cases):
+            raise DatasetError(f"{path}: split '{name}' lists a case id twice")
+    split_file = SplitFile(
+        path=path,
+        dataset=str(payload.get("dataset", "")),
+        splits=splits,
+        data_hash=str(payload.get("data_hash", "")),
+        method=payload.get("method", {}),
+        excluded=tuple(payload.get("excluded", ())),
+    )
+    if data_hash(split_file.all_cases) != split_file.data_hash:
+        raise DatasetError(f"{path}: the case lists no longer match the file's data_hash (edited by hand?); write a new split file instead")
+    return split_file
+
+
+def write_split_file(path: str | Path, split_file: SplitFile, *, overwrite: bool = False) -> SplitFile:
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise DatasetError(f"{path}: split file exists; a split is never replaced silently (delete it or pass --force)")
+    atomic_write_json(path, split_file.to_json())
+    return SplitFile(path, split_file.dataset, split_file.splits, split_file.data_hash, split_file.method, split_file.excluded)
+
+
+def natural_key(text: str) -> list:
+    """Sort key that orders '2' before '10' (slice numbers, frame indices)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def _count(share: float | int, total: int, what: str) -> int:
+    """A count, or a fraction of `total` rounded (but at least one case when the fraction is positive)."""
+    count = int(share) if isinstance(share, int) else max(1 if share > 0 else 0, round(float(share) * total))
+    if not 0 <= count <= total:
+        raise DatasetError(f"{what} {share!r} does not fit {total} cases")
+    return count
+
+
+def make_splits(
+    case_ids: Iterable[str],
+    *,
+    seed: int = 0,
+    val: float | int = 0.1,
+    test: float | int = 0.1,
+    native: Mapping[str, str] | None = None,
+    contiguous: bool = False,
+    folds: int | None = None,
+) -> dict[str, list[str]]:
+    """Split `case_ids` into train/val/test (fractions or counts), or k folds plus test.
+
+    Cases with a `native` split (an official test folder, Hugging Face splits) keep it; val and test are
+    carved from the rest only when the native splits lack them. `contiguous` keeps the natural order
+    (slices of one volume must not be mixed); otherwise the order is shuffled with `seed`.
+    """
+    native = dict(native or {})
+    pool = sorted((case for case in set(case_ids) if case not in native), key=natural_key)
+    if not contiguous:
+        random.Random(seed).shuffle(pool)
+    fixed = {name: sorted((c for c, s in native.items() if s == name), key=natural_key) for name in ("train", "val", "test")}
+    n_test = 0 if fixed["test"] else _count(test, len(pool), "test share")
+    test_cases, pool = pool[len(pool) - n_test :], pool[: len(pool) - n_test]
+    if folds:
+        if folds < 2 or folds > len(pool):
+            raise DatasetError(f"cannot make {folds} folds of {len(pool)} cases")
+        splits = {}
+        for fold in range(folds):
+            held = pool[fold::folds]
+            held_set = set(held)
+            splits[f"fold{fold}_train"] = sorted(fixed["train"] + [c for c in pool if c not in held_set], key=natural_key)
+            splits[f"fold{fold}_val"] = sorted(held, key=natural_key)
+        splits["test"] = sorted(fixed["test"] + test_cases, key=natural_key)
+        return splits
+    n_val = 0 if fixed["val"] else _count(val, len(pool), "val share")
+    val_cases, train_cases = pool[len(pool) - n_val :], pool[: len(pool) - n_val]
+    return {
+        "train": sorted(fixed["train"] + train_cases, key=natural_key),
+        "val": sorted(fixed["val"] + val_cases, key=natural_key),
+        "test": sorted(fixed["test"] + test_cases, key=natural_key),
+    }
+
+
+def spec_sources(spec: DatasetSpec, split_names: Iterable[str]) -> dict[str, Source]:
+    """{uri: Source} of the main source and every source the named splits read from."""
+    uris = [spec.source, *(spec.source_for(name) for name in split_names)]
+    return {uri: open_source(uri) for uri in dict.fromkeys(uris)}
+
+
+def generate_split_file(spec: DatasetSpec, *, method: Mapping[str, Any] | None = None) -> SplitFile:
+    """A new split of the data behind `spec` (not written): cases of per-split sources keep their split."""
+    method = {"kind": "random", "seed": 0, "val": 0.1, "test": 0.1, **(method or {})}
+    sources = spec_sources(spec, spec.split_sources)
+    main = sources[spec.source]
+    native = main.native_splits()
+    for split, uri in spec.split_sources.items():
+        native.update({case: split for case in sources[uri].case_ids()})
+    all_ids = _union_of_ids(sources)
+    splits = make_splits(
+        main.case_ids(),
+        seed=int(method["seed"]),
+        val=method["val"],
+        test=method["test"],
+        native=native,
+        contiguous=method["kind"] == "contiguous",
+        folds=method.get("folds"),
+    )
+    return SplitFile(spec.split_path, spec.name, splits, data_hash(all_ids), dict(method))
+
+
+def _union_of_ids(sources: Mapping[str, Source]) -> set[str]:
+    seen: dict[str, str] = {}
+    for uri, source in sources.items():
+        for case in source.case_ids():
+            if case in seen and seen[case] != uri:
+                raise DatasetError(f"case id '{case}' is in two sources ({seen[case]} and {uri}); case ids must be unique")
+            seen[case] = uri
+    return set(seen)
+
+
+def check_split_matches_data(split_file: SplitFile, sources: Mapping[str, Source]) -> None:
+    """Stop when the data no longer has exactly the cases the split file was made for."""
+    current = _union_of_ids(sources)
+    if data_hash(current) == split_file.data_hash:
+        return
+    expected = split_file.all_cases
+    missing, extra = sorted(expected - current, key=natural_key), sorted(current - expected, key=natural_key)
+    details = []
+    if missing:
+        details.append(f"{len(missing)} case(s) of the split file are not in the data (e.g. {', '.join(missing[:3])})")
+    if extra:
+        details.append(f"{len(extra)} case(s) in the data are not in the split file (e.g. {', '.join(extra[:3])})")
+    raise DatasetError(
+        f"{split_file.path}: stale split: the data at {', '.join(sources)} no longer matches it "
+        f"(data hash {data_hash(current)}, split file made for {split_file.data_hash}): {'; '.join(details)}. "
+        "Restore the data, or write a new split with `usemabench datasets split` (results are then not comparable)"
+    )
+
+
+def ensure_split_file(spec: DatasetSpec) -> SplitFile:
+    """The spec's split file; for an ad-hoc dataset without one, a seeded split written once (and said so)."""
+    path = spec.split_path
+    if path.exists():
+        return read_split_file(path)
+    if path.is_relative_to(PACKAGED_SPLITS):
+        raise DatasetError(f"{path}: the committed split file of dataset '{spec.name}' is missing from the package")
+    split_file = write_split_file(path, generate_split_file(spec))
+    logger.warning("wrote a new split file for '%s': %s (later runs reuse it; keep it with your results)", spec.name, path)
+    return split_file
+
+
+def split_info(spec: DatasetSpec) -> dict[str, Any]:
+    """What a record needs about the split: its file, hash and case counts."""
+    split_file = ensure_split_file(spec)
+    return {
+        "split_file": split_file.display_path,
+        "split_hash": split_file.split_hash,
+        "counts": {name: len(cases) for name, cases in split_file.splits.items()},
+    }
