@@ -220,3 +220,15 @@ def test_bad_inputs_name_the_problem() -> None:
         with pytest.raises(ValueError, match="'flex' needs CUDA"):
             sema.sema_attention(q, k, v, 12, 12, 8, backend="flex")
         assert sema.resolve_backend("auto", q.device) == "torch"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_flex_casts_mixed_dtypes_like_autocast_casts_sdpa() -> None:
+    """Under autocast a model hands flex fp32 v with bf16 q, k; flex itself would refuse mixed dtypes."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    q, k, v = qkv(1, 2, 13 * 21, head_dim=8, dtype=torch.float32, grad=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = sema.flex_sema_attention(q.bfloat16(), k.bfloat16(), v, sema.WindowGrid(13, 21, 8), attention=flex_attention)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), sema.reference_sema_attention(q, k, v, 13, 21, 8), atol=3e-2, rtol=3e-2)

@@ -302,6 +302,9 @@ def flex_sema_attention(
 ) -> Tensor:
     """FlexAttention on window-major tokens with `window_block_mask`; `attention` defaults to compiled flex."""
     attention = attention or _compiled_flex_attention()
+    if torch.is_autocast_enabled(q.device.type):  # flex is not autocast-aware; cast as autocast casts SDPA
+        dtype = torch.get_autocast_dtype(q.device.type)
+        q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
     raster = token_order == "raster"
     qw, kw, vw = (to_window_major(t, grid.height, grid.width, grid.window_size) for t in (q, k, v)) if raster else (q, k, v)
     tail = -grid.padded_tokens % FLEX_BLOCK_SIZE
