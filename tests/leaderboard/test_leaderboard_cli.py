@@ -1,0 +1,64 @@
+"""The commands as a user types them: `usemabench leaderboard` (alias `report`) and `usemabench compare`."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from usemabench.cli import main
+
+
+def usemabench_command() -> list[str]:
+    """The installed console script beside this interpreter (as a user runs it), else `python -m usemabench`."""
+    script = Path(sys.executable).with_name("usemabench")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "usemabench"]
+
+
+@pytest.fixture
+def small_records(fabricated_records, tmp_path):
+    """Two eval runs and the two bad files: enough for the command, quick to draw (no cost records)."""
+    records = tmp_path / "records"
+    for model in ("usema_s", "unet"):
+        shutil.copytree(fabricated_records / "other" / model, records / "other" / model)
+    for name in ("broken.json", "future.json"):
+        shutil.copy(fabricated_records / name, records / name)
+    return records
+
+
+def test_leaderboard_command_builds_everything_and_names_skipped_files(small_records, tmp_path):
+    result = subprocess.run(
+        [*usemabench_command(), "leaderboard", "--records-dir", str(small_records),
+         "--leaderboard-dir", str(tmp_path / "leaderboard"), "--reports-dir", str(tmp_path / "reports")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "skipped broken.json: not a readable JSON record" in result.stderr
+    assert "skipped future.json: schema_version 99" in result.stderr
+    assert "(2 skipped)" in result.stdout
+    markdown = (tmp_path / "leaderboard" / "LEADERBOARD.md").read_text()
+    assert "| 1 | usema_s (ref) | ok | 1/1 |" in markdown and "| 2 | unet | ok | 1/1 |" in markdown
+    assert (tmp_path / "reports" / "index.html").is_file()
+
+
+def test_report_alias_with_strict_fails_on_skipped_files(small_records, tmp_path):
+    arguments = ["report", "--records-dir", str(small_records), "--leaderboard-dir", str(tmp_path / "lb"),
+                 "--reports-dir", str(tmp_path / "rp"), "--strict"]
+    assert main(arguments) == 1
+    assert (tmp_path / "lb" / "LEADERBOARD.md").is_file()
+
+
+def test_compare_prints_and_writes_a_side_by_side(fabricated_records, tmp_path, capsys):
+    output = tmp_path / "unet_vs_usema_s.md"
+    assert main(["compare", "unet", "--against", "usema_s", "--records-dir", str(fabricated_records), "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert printed == output.read_text()
+    assert "# unet vs usema_s" in printed and "|   | unet | usema_s |" in printed
+    assert "ΔDice (unet − usema_s) over 10 shared test cases" in printed
+    assert "| 64×64 | 2.9M | 1.6M | 1.75× |" in printed  # MACs per pixel 700 vs 400
+
+
+def test_compare_names_an_unknown_model(fabricated_records, tmp_path, capsys):
+    assert main(["compare", "my_net", "--records-dir", str(fabricated_records), "--output", str(tmp_path / "x.md")]) == 1
+    assert "no records of my_net; models with records: transunet, umamba_bot, unet, usema_s" in capsys.readouterr().err

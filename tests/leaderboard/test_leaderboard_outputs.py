@@ -1,0 +1,35 @@
+"""LEADERBOARD.md and the CSV files built from fabricated records."""
+
+import pandas as pd
+
+from usemabench.leaderboard.display import Table
+from usemabench.leaderboard.markdown import markdown_table
+
+
+def test_markdown_has_every_board_costs_and_skipped_files(built_outputs):
+    markdown = (built_outputs / "leaderboard" / "LEADERBOARD.md").read_text()
+    for heading in ("## other · quick", "## toy · quick", "### NVIDIA H100 80GB HBM3 · bf16 · train", "## Skipped files"):
+        assert heading in markdown
+    assert "| – | transunet | missing | 0/1 |" in markdown
+    assert "| 1 | usema_s (ref) | ok | 3/3 |" in markdown
+    assert "| broken.json | not a readable JSON record" in markdown
+    assert "no qualitative panel (no saved predictions)" in markdown
+    assert "](../reports/figures/scaling_nvidia-h100-80gb-hbm3_bf16_infer.png)" in markdown
+    assert "| transunet | 512×512 | 1 | oom |" in markdown
+
+
+def test_csv_files_hold_raw_numbers_for_every_row(built_outputs):
+    folder = built_outputs / "leaderboard"
+    board = pd.read_csv(folder / "leaderboard.csv")
+    assert len(board) == 8 and set(board["status"]) == {"ok", "partial", "missing"}
+    assert board.loc[board["model"].eq("usema_s") & board["dataset"].eq("toy"), "rank"].item() == 1
+    assert len(pd.read_csv(folder / "runs.csv")) == 4 * 3 + 4
+    assert len(pd.read_csv(folder / "costs.csv")) == 4 * 2 * 4
+    assert set(pd.read_csv(folder / "skipped.csv")["file"]) == {"broken.json", "future.json"}
+    per_class = pd.read_csv(folder / "per_class_dice.csv")
+    assert set(per_class["class"]) == {"left", "right"} and per_class["dice"].between(0, 1).all()
+
+
+def test_markdown_cells_escape_pipes_and_newlines():
+    table = Table(["a|b", "n"], [["x|y\nz", "1"]], [[None, None]], [False, True])
+    assert markdown_table(table) == "| a\\|b | n |\n|---|---:|\n| x\\|y z | 1 |"

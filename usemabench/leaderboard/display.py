@@ -1,0 +1,192 @@
+"""Aggregated numbers -> display tables (formatted text plus a sort key per cell), shared by Markdown and HTML."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from usemabench.leaderboard.aggregate import GroupBoard, short_error
+from usemabench.leaderboard.store import Problem
+
+MISSING = "–"
+CONVENTIONS = (
+    "Dice (seeds), HD95 (seeds): mean ± std over seeds of each run's mean over test cases and classes.",
+    "Dice (cases), HD95 (cases): mean ± std over test cases of the case score (mean over classes), each case "
+    "averaged over seeds first. Dice 95% CI: BCa bootstrap of the mean over cases (2000 resamples, seeded).",
+    "ΔDice: mean paired difference to the reference model over the cases both have, with its bootstrap CI; "
+    "p (Holm): two-sided Wilcoxon signed-rank test over those cases, Holm-corrected across the models of a table.",
+    "params and MACs (multiply-accumulates for one image) at the training resolution; peak train memory from the "
+    "training run, else from a training-mode profile; latency: inference median from the profile records.",
+    "rank: by Dice (seeds). Partial, failed, not evaluated and missing runs are listed with their reason, never dropped.",
+)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A rendered table: header, cell texts, and sort keys (numbers or text; None sorts last)."""
+
+    columns: list[str]
+    rows: list[list[str]]
+    sort_keys: list[list[float | str | None]]
+    numeric: list[bool]
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    text: Callable[[pd.Series], str]
+    key: Callable[[pd.Series], float | str | None]
+    numeric: bool = True
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def number(value: object, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if _finite(value) else MISSING
+
+
+def mean_std(mean: object, std: object, digits: int = 3) -> str:
+    if not _finite(mean):
+        return MISSING
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if _finite(std) else f"{mean:.{digits}f}"
+
+
+def interval(low: object, high: object, digits: int = 3) -> str:
+    return f"[{low:.{digits}f}, {high:.{digits}f}]" if _finite(low) and _finite(high) else MISSING
+
+
+def signed_with_interval(value: object, low: object, high: object, digits: int = 3) -> str:
+    if not _finite(value):
+        return MISSING
+    text = f"{value:+.{digits}f}"
+    return f"{text} {interval(low, high, digits)}" if _finite(low) else text
+
+
+def p_value(value: object) -> str:
+    if not _finite(value):
+        return MISSING
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def scaled(value: object, units: tuple[tuple[float, str], ...], digits: int = 1) -> str:
+    """`value` in the largest unit it reaches, e.g. 29_800_000 -> '29.8M'."""
+    if not _finite(value):
+        return MISSING
+    for factor, suffix in units:
+        if abs(value) >= factor:
+            return f"{value / factor:.{digits}f}{suffix}"
+    return f"{value:.{digits}f}{units[-1][1] if units[-1][0] == 1 else ''}"
+
+
+COUNT_UNITS = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""))
+BYTE_UNITS = ((2**40, " TiB"), (2**30, " GiB"), (2**20, " MiB"), (2**10, " KiB"), (1.0, " B"))
+
+
+def count(value: object) -> str:
+    return scaled(value, COUNT_UNITS)
+
+
+def memory(value: object) -> str:
+    return scaled(value, BYTE_UNITS)
+
+
+def milliseconds(value: object, spread: object = None) -> str:
+    if not _finite(value):
+        return MISSING
+    return f"{value:.2f} ({spread:.2f})" if _finite(spread) else f"{value:.2f}"
+
+
+def key(value: object) -> float | None:
+    return float(value) if _finite(value) else None
+
+
+def _text_key(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def text(value: object) -> str:
+    return value if isinstance(value, str) and value else MISSING
+
+
+def render(frame: pd.DataFrame, columns: list[Column]) -> Table:
+    rows = [[column.text(row) for column in columns] for _, row in frame.iterrows()]
+    keys = [[column.key(row) for column in columns] for _, row in frame.iterrows()]
+    return Table([column.header for column in columns], rows, keys, [column.numeric for column in columns])
+
+
+def _model_label(row: pd.Series) -> str:
+    return f"{row['model']} (ref)" if row.get("is_reference", False) else row["model"]
+
+
+def leaderboard_table(board: GroupBoard) -> Table:
+    reference = board.reference or "ref"
+    columns = [
+        Column("rank", lambda r: number(r["rank"], 0), lambda r: key(r["rank"])),
+        Column("model", _model_label, lambda r: r["model"], numeric=False),
+        Column("status", lambda r: r["status"], lambda r: r["status"], numeric=False),
+        Column("seeds", lambda r: f"{r['seeds_ok']}/{r['seeds_expected']}", lambda r: key(r["seeds_ok"])),
+        Column("Dice (seeds)", lambda r: mean_std(r["dice_mean"], r["dice_std_seeds"]), lambda r: key(r["dice_mean"])),
+        Column("Dice (cases)", lambda r: mean_std(r["dice_cases_mean"], r["dice_cases_std"]), lambda r: key(r["dice_cases_mean"])),
+        Column("Dice 95% CI", lambda r: interval(r["dice_ci_low"], r["dice_ci_high"]), lambda r: key(r["dice_ci_low"])),
+        Column("HD95 (seeds)", lambda r: mean_std(r["hd95_mean"], r["hd95_std_seeds"], 2), lambda r: key(r["hd95_mean"])),
+        Column("HD95 (cases)", lambda r: mean_std(r["hd95_cases_mean"], r["hd95_cases_std"], 2), lambda r: key(r["hd95_cases_mean"])),
+        Column(
+            f"ΔDice vs {reference} [95% CI]",
+            lambda r: signed_with_interval(r["delta_dice"], r["delta_dice_ci_low"], r["delta_dice_ci_high"]),
+            lambda r: key(r["delta_dice"]),
+        ),
+        Column("p (Holm)", lambda r: p_value(r["p_holm"]), lambda r: key(r["p_holm"])),
+        Column("params", lambda r: count(r["params"]), lambda r: key(r["params"])),
+        Column("MACs", lambda r: count(r["macs"]), lambda r: key(r["macs"])),
+        Column("peak train memory", lambda r: memory(r["peak_train_memory_bytes"]), lambda r: key(r["peak_train_memory_bytes"])),
+        Column("latency ms", lambda r: milliseconds(r["latency_ms"]), lambda r: key(r["latency_ms"])),
+        Column("note", lambda r: r["note"], lambda r: _text_key(r["note"]), numeric=False),
+    ]
+    return render(board.table, columns)
+
+
+def per_class_table(board: GroupBoard) -> Table:
+    classes = [column for column in board.per_class.columns if column != "model"]
+    columns = [Column("model", lambda r: r["model"], lambda r: r["model"], numeric=False)]
+    for name in classes:
+        columns.append(Column(name, lambda r, name=name: number(r[name]), lambda r, name=name: key(r[name])))
+    return render(board.per_class, columns)
+
+
+def runs_table(board: GroupBoard) -> Table:
+    columns = [
+        Column("model", lambda r: r["model"], lambda r: r["model"], numeric=False),
+        Column("seed", lambda r: r["seed"], lambda r: key(float(r["seed"])) if r["seed"].isdigit() else None),
+        Column("status", lambda r: r["status"], lambda r: r["status"], numeric=False),
+        Column("record", lambda r: r["record"], lambda r: _text_key(r["record"]), numeric=False),
+        Column("note", lambda r: r["note"], lambda r: _text_key(r["note"]), numeric=False),
+    ]
+    return render(board.runs, columns)
+
+
+def costs_table(costs: pd.DataFrame) -> Table:
+    columns = [
+        Column("model", lambda r: r["series"], lambda r: r["series"], numeric=False),
+        Column("resolution", lambda r: "×".join(map(str, r["resolution"])), lambda r: key(r["pixels"])),
+        Column("batch", lambda r: number(r["batch"], 0), lambda r: key(r["batch"])),
+        Column("status", lambda r: r["status"], lambda r: r["status"], numeric=False),
+        Column("params", lambda r: count(r["params"]), lambda r: key(r["params"])),
+        Column("MACs", lambda r: count(r["macs"]), lambda r: key(r["macs"])),
+        Column("FLOPs", lambda r: count(r["flops"]), lambda r: key(r["flops"])),
+        Column("peak memory", lambda r: memory(r["peak_memory_bytes"]), lambda r: key(r["peak_memory_bytes"])),
+        Column("memory method", lambda r: text(r["memory_method"]), lambda r: _text_key(r["memory_method"]), numeric=False),
+        Column("latency ms (IQR)", lambda r: milliseconds(r["latency_ms"], r["latency_iqr_ms"]), lambda r: key(r["latency_ms"])),
+        Column("images/s", lambda r: number(r["throughput"], 1), lambda r: key(r["throughput"])),
+        Column("note", lambda r: short_error(r["error"]), lambda r: _text_key(short_error(r["error"])), numeric=False),
+    ]
+    return render(costs, columns)
+
+
+def problems_table(problems: list[Problem]) -> Table:
+    rows = [[problem.path, problem.reason] for problem in problems]
+    return Table(["file", "reason"], rows, [list(row) for row in rows], [False, False])

@@ -1,0 +1,145 @@
+"""The one place that maps record fields to table columns.
+
+Records are written by several runners (train, evaluate, profile); their free-form `metrics` and `cost`
+dicts may gain or lose optional fields. Every other leaderboard module reads records only through
+`run_fields`, `eval_fields`, `profile_fields` and `train_fields`, so adapting to a changed record means
+editing the paths below. Each column lists candidate paths, tried in order; a missing field is None.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+Path = tuple[str, ...]
+
+# Identity of a run, shared by every kind of record.
+RUN_COLUMNS: dict[str, tuple[Path, ...]] = {
+    "kind": (("kind",),),
+    "status": (("status",),),
+    "model": (("model", "name"),),
+    "dataset": (("dataset", "name"),),
+    "protocol": (("protocol", "name"),),
+    "seed": (("seed",),),
+    "device": (("environment", "device"),),
+    "precision": (("environment", "precision"),),
+    "error": (("error",),),
+}
+
+# Evaluation records: means over test cases, as the evaluator wrote them.
+EVAL_COLUMNS: dict[str, tuple[Path, ...]] = {
+    "dice": (("metrics", "dice", "mean"), ("metrics", "dice")),
+    "iou": (("metrics", "iou", "mean"), ("metrics", "iou")),
+    "hd95": (("metrics", "hd95", "mean"), ("metrics", "hd95")),
+    "nsd": (("metrics", "nsd", "mean"), ("metrics", "nsd")),
+    "per_case_file": (("files", "per_case"),),
+    "predictions_dir": (("files", "predictions"),),
+    "images_dir": (("files", "images"),),
+    "labels_dir": (("files", "labels"),),
+}
+EVAL_PER_CLASS_PATH: Path = ("metrics", "dice", "per_class")
+
+# Training records: what the run itself measured.
+TRAIN_COLUMNS: dict[str, tuple[Path, ...]] = {
+    "params": (("cost", "params", "total"), ("cost", "params")),
+    "peak_memory_bytes": (("cost", "peak_memory_bytes"),),
+    "train_seconds": (("cost", "train_seconds"), ("cost", "wall_seconds")),
+}
+
+# Profile records: one (model, resolution, device, precision, mode) each.
+PROFILE_COLUMNS: dict[str, tuple[Path, ...]] = {
+    "mode": (("cost", "mode"),),
+    "variant": (("metrics", "variant"),),  # e.g. "sdpa-math": the same model timed another way
+    "batch": (("cost", "batch"), ("cost", "batch_size")),
+    "params": (("cost", "params", "total"), ("cost", "params")),
+    "macs": (("cost", "macs"),),
+    "flops": (("cost", "flops"),),
+    "peak_memory_bytes": (("cost", "peak_memory_bytes"),),
+    "memory_method": (("cost", "memory_method"),),
+    "latency_ms": (("cost", "latency_ms", "median"), ("cost", "latency_ms")),
+    "latency_iqr_ms": (("cost", "latency_ms", "iqr"),),
+    "throughput": (("cost", "throughput"),),
+}
+
+# Per-case CSV written beside eval records (path in files["per_case"], relative to the record).
+PER_CASE_COLUMNS = ("case_id", "class", "dice", "iou", "hd95", "nsd")
+PER_CASE_REQUIRED = ("case_id", "class", "dice")
+# Rows of the per-case CSV that summarise classes rather than being one class.
+PER_CASE_SUMMARY_CLASSES = frozenset({"mean", "all", "average"})
+
+
+def lookup(record: dict, candidates: tuple[Path, ...]) -> Any:
+    """The value at the first candidate path present in `record` whose value is not a dict; else None."""
+    for path in candidates:
+        value: Any = record
+        for key in path:
+            if not isinstance(value, dict) or key not in value:
+                value = None
+                break
+            value = value[key]
+        if value is not None and not isinstance(value, dict):
+            return value
+    return None
+
+
+def _number(value: Any) -> float | None:
+    """A finite-or-NaN float, or None for anything that is not a number (strings, lists, booleans)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _columns(record: dict, columns: dict[str, tuple[Path, ...]], numeric: frozenset[str]) -> dict[str, Any]:
+    row = {}
+    for name, candidates in columns.items():
+        value = lookup(record, candidates)
+        row[name] = _number(value) if name in numeric else value
+    return row
+
+
+def resolution_of(record: dict) -> tuple[int, int] | None:
+    """(height, width) of a record, or None when absent or malformed."""
+    value = record.get("resolution")
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(side, int) for side in value):
+        return int(value[0]), int(value[1])
+    return None
+
+
+def run_fields(record: dict) -> dict[str, Any]:
+    row = _columns(record, RUN_COLUMNS, frozenset())
+    if not isinstance(row["seed"], int) or isinstance(row["seed"], bool):
+        row["seed"] = None
+    row["resolution"] = resolution_of(record)
+    row["record_path"] = record.get("_path")
+    return row
+
+
+def eval_fields(record: dict) -> dict[str, Any]:
+    row = run_fields(record)
+    row.update(_columns(record, EVAL_COLUMNS, frozenset({"dice", "iou", "hd95", "nsd"})))
+    row["dice_per_class"] = _per_class(record)
+    return row
+
+
+def _per_class(record: dict) -> dict[str, float]:
+    value: Any = record
+    for key in EVAL_PER_CLASS_PATH:
+        value = value.get(key) if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return {}
+    return {str(name): number for name, raw in value.items() if (number := _number(raw)) is not None}
+
+
+def train_fields(record: dict) -> dict[str, Any]:
+    row = run_fields(record)
+    row.update(_columns(record, TRAIN_COLUMNS, frozenset(TRAIN_COLUMNS)))
+    return row
+
+
+def profile_fields(record: dict) -> dict[str, Any]:
+    row = run_fields(record)
+    numeric = frozenset(PROFILE_COLUMNS) - {"mode", "variant", "memory_method"}
+    row.update(_columns(record, PROFILE_COLUMNS, numeric))
+    if row["batch"] is not None:
+        row["batch"] = int(row["batch"]) if math.isfinite(row["batch"]) else None
+    return row

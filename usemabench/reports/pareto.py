@@ -1,0 +1,86 @@
+"""Accuracy against cost: mean Dice (± std over seeds) against MACs and latency at the training resolution.
+
+The Pareto front joins the models no other model beats on both axes (more Dice for less cost).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.ticker import Formatter
+
+from usemabench.leaderboard.aggregate import GroupBoard
+from usemabench.reports.figures import ReportFigure, new_figure, report_style, save_png, slug
+
+
+
+class PlainLogFormatter(Formatter):
+    """Plain numbers on a log axis: every tick labelled when it spans under a decade, else 1×, 2×, 5× only."""
+
+    def __call__(self, value: float, pos: int | None = None) -> str:
+        low, high = sorted(self.axis.get_view_interval())
+        short = low > 0 and high / low < 10
+        return f"{value:.3g}" if short or f"{value:.1e}"[0] in "125" else ""
+
+
+COST_AXES = (("macs", "MACs at the training resolution"), ("latency_ms", "inference latency (ms)"))
+
+
+def pareto_front(costs: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Indices of points not dominated (lower-or-equal cost and higher score), ordered by cost."""
+    costs, scores = np.asarray(costs, dtype=float), np.asarray(scores, dtype=float)
+    order = np.lexsort((-scores, costs))
+    front, best = [], -np.inf
+    for index in order:
+        if scores[index] > best:
+            front.append(index)
+            best = scores[index]
+    return np.asarray(front, dtype=int)
+
+
+def pareto_figure(board: GroupBoard, path: Path, colors: dict) -> ReportFigure | None:
+    """Two panels (Dice vs MACs, Dice vs latency); None when no model has both a Dice and a cost."""
+    table = board.table[board.table["dice_mean"].notna()]
+    if not any(table[column].notna().any() for column, _ in COST_AXES):
+        return None
+    with report_style():
+        figure = new_figure(10, 4.2, left=0.07)
+        axes = figure.subplots(1, len(COST_AXES))
+        for axis, (column, label) in zip(axes, COST_AXES):
+            points = table[table[column].gt(0)]
+            if points.empty:
+                axis.text(0.5, 0.5, f"no {label} in the records", ha="center", va="center", transform=axis.transAxes)
+                axis.set_xlabel(label)
+                continue
+            for _, row in points.iterrows():
+                error = row["dice_std_seeds"] if np.isfinite(row["dice_std_seeds"]) else None
+                axis.errorbar(row[column], row["dice_mean"], yerr=error, marker="*" if row["is_reference"] else "o",
+                              markersize=10 if row["is_reference"] else 6, color=colors[row["model"]], capsize=2)
+                axis.annotate(row["model"], (row[column], row["dice_mean"]), textcoords="offset points",
+                              xytext=(4, 4), fontsize=7)
+            front = points.iloc[pareto_front(points[column].to_numpy(), points["dice_mean"].to_numpy())]
+            axis.step(front[column], front["dice_mean"], where="post", color="grey", linestyle="--", label="Pareto front")
+            axis.set_xscale("log")
+            axis.margins(x=0.15, y=0.15)  # room for the labels of the outermost points
+            axis.xaxis.set_major_formatter(PlainLogFormatter())
+            axis.xaxis.set_minor_formatter(PlainLogFormatter())
+            axis.set_xlabel(f"{label} (log)")
+            axis.set_ylabel("Dice, mean over seeds")
+            axis.legend(loc="lower right")
+        unmeasured = sorted(set(table["model"]) - set(table.loc[table["macs"].gt(0), "model"]))
+        if unmeasured:
+            figure.text(0.01, 0.005, "no MACs record: " + ", ".join(unmeasured), fontsize=7)
+        title = f"{board.dataset} · {board.protocol}"
+        figure.suptitle(f"Accuracy against cost: {title}")
+        save_png(figure, path)
+    return ReportFigure(path, f"Accuracy against cost: {title}", ("group", board.dataset, board.protocol))
+
+
+def pareto_figures(boards: list[GroupBoard], figures_dir: Path, colors: dict) -> list[ReportFigure]:
+    written = []
+    for board in boards:
+        figure = pareto_figure(board, figures_dir / f"{slug('pareto', board.dataset, board.protocol)}.png", colors)
+        if figure is not None:
+            written.append(figure)
+    return written

@@ -1,0 +1,90 @@
+"""Cost against resolution: MACs, peak memory and latency per model, log-log, with fitted exponents.
+
+The x axis is the number of pixels (H·W), so the slope of a line is the exponent α in cost ∝ pixels^α:
+about 1 for convolutions, SEMA and scans, about 2 for full attention at large sizes. Points that ran out
+of memory (and so have no value in that panel) are drawn as crosses on the panel's top edge.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.lines import Line2D
+from matplotlib.transforms import blended_transform_factory
+
+from usemabench.reports.figures import ReportFigure, new_figure, report_style, save_png, slug
+
+PANELS = (("macs", "MACs"), ("peak_memory_bytes", "peak memory (bytes)"), ("latency_ms", "latency (ms)"))
+
+
+def scaling_exponent(pixels: np.ndarray, values: np.ndarray) -> float:
+    """Least-squares slope of log(value) on log(pixels) over positive points; NaN with < 2 distinct sizes."""
+    pixels, values = np.asarray(pixels, dtype=float), np.asarray(values, dtype=float)
+    keep = np.isfinite(values) & (values > 0) & (pixels > 0)
+    if np.unique(pixels[keep]).size < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(pixels[keep]), np.log(values[keep]), 1)[0])
+
+
+def model_colors(models: list[str]) -> dict[str, tuple]:
+    """A stable colour per model (or profile series) name, in sorted order, shared by a report's charts."""
+    palette = colormaps["tab20" if len(models) > 10 else "tab10"]
+    return {name: palette(index % palette.N) for index, name in enumerate(sorted(models))}
+
+
+def _resolution_label(resolution: tuple[int, int]) -> str:
+    height, width = resolution
+    return f"{height}²" if height == width else f"{height}×{width}"
+
+
+def scaling_figure(costs: pd.DataFrame, device: str, precision: str, mode: str, path: Path, colors: dict) -> ReportFigure:
+    """One figure, three panels (MACs, memory, latency), for the profiles of one (device, precision, mode)."""
+    with report_style():
+        figure = new_figure(13, 4.2)
+        axes = figure.subplots(1, len(PANELS))
+        ticks = costs.drop_duplicates("pixels").sort_values("pixels")
+        for axis, (column, label) in zip(axes, PANELS):
+            top_edge = blended_transform_factory(axis.transData, axis.transAxes)
+            drawn = False
+            for series, rows in costs.groupby("series", sort=True):
+                measured = rows[rows[column].gt(0)]
+                if not measured.empty:
+                    alpha = scaling_exponent(measured["pixels"].to_numpy(), measured[column].to_numpy())
+                    name = f"{series} (α={alpha:.2f})" if np.isfinite(alpha) else series
+                    axis.plot(measured["pixels"], measured[column], marker="o", markersize=3, color=colors[series], label=name)
+                    drawn = True
+                oom = rows[rows["status"].eq("oom") & ~rows[column].gt(0)]
+                axis.scatter(oom["pixels"], np.full(len(oom), 0.97), marker="x", s=40, color=colors[series],
+                             transform=top_edge, clip_on=False, zorder=3)
+            axis.set_xscale("log")
+            axis.set_xticks(ticks["pixels"], [_resolution_label(value) for value in ticks["resolution"]])
+            axis.minorticks_off()
+            axis.set_xlabel("resolution (log of pixels)")
+            axis.set_title(label)
+            if drawn:
+                axis.set_yscale("log")
+                handles, labels = axis.get_legend_handles_labels()
+                if costs["status"].eq("oom").any():
+                    handles.append(Line2D([], [], marker="x", linestyle="", color="black"))
+                    labels.append("out of memory")
+                axis.legend(handles, labels, loc="upper left")
+            else:
+                axis.text(0.5, 0.5, "no measurements", ha="center", va="center", transform=axis.transAxes)
+        title = f"{device} · {precision} · {mode}"
+        figure.suptitle(f"Cost against resolution: {title} (α: fitted exponent of pixels)")
+        save_png(figure, path)
+    return ReportFigure(path, f"Scaling: {title}", ("costs", device, precision, mode))
+
+
+def scaling_figures(costs: pd.DataFrame, figures_dir: Path, colors: dict) -> list[ReportFigure]:
+    """One scaling figure per (device, precision, mode) present in the profile records."""
+    if costs.empty:
+        return []
+    written = []
+    for (device, precision, mode), rows in costs.groupby(["device", "precision", "mode"], sort=True):
+        path = figures_dir / f"{slug('scaling', device, precision, mode)}.png"
+        written.append(scaling_figure(rows, device, precision, mode, path, colors))
+    return written
