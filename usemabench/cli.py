@@ -12,6 +12,7 @@ from usemabench.zoo.registry import import_model_module
 # Each module defines `register(subparsers)`, adding parsers whose `handler(args) -> int` runs the command.
 COMMAND_MODULES = (
     "usemabench.leaderboard.commands",
+    "usemabench.runners.profile_commands",
     "usemabench.zoo.commands",
     "usemabench.datasets.commands",
 )

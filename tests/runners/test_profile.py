@@ -1,0 +1,163 @@
+"""The profiler: memory measurement, latency summary, records (ok, oom, unsupported, failed), the CLI.
+
+No timing asserts: latencies are only checked to be present and positive.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from usemabench.cli import main
+from usemabench.leaderboard.records import read_records
+from usemabench.runners import profile, profile_commands
+from usemabench.runners.flops import count_flops
+from usemabench.runners.profile import cpu_allocation_peak, latency_summary, profile_model, profile_sweep
+from usemabench.zoo import registry
+
+
+class TinyNet(nn.Module):
+    """Two convs; raises CUDA's out-of-memory error above `oom_above` pixels, to stand for a full GPU."""
+
+    calls_in_training_mode: list[bool] = []  # one entry per forward on real tensors
+
+    def __init__(self, in_channels: int, num_classes: int, oom_above: int = 10**9, broken: bool = False) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(in_channels, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, num_classes, 1))
+        self.oom_above, self.broken = oom_above, broken
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.broken:
+            raise RuntimeError("a kernel bug")
+        if x.shape[-2] * x.shape[-1] > self.oom_above and not x.is_meta:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB (simulated)")
+        if not x.is_meta:
+            TinyNet.calls_in_training_mode.append(self.training)
+        return self.body(x)
+
+
+@pytest.fixture
+def tiny_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registers test models for this test only (the shared registry is restored afterwards)."""
+    registry.list_models()  # load the built-in families first, so they do not overwrite anything later
+
+    def add(name: str, **info) -> None:
+        model_info = registry.ModelInfo(name=name, family="cnn", builder=TinyNet, paper="test", code="", **info)
+        monkeypatch.setitem(registry._REGISTRY, name, model_info)
+
+    add("test_tiny", size_policy="any")
+    add("test_tiny_div16", size_divisor=16, size_policy="error")
+    add("test_tiny_oom", size_policy="any", default_config={"oom_above": 40 * 40})
+    add("test_tiny_broken", size_policy="any", default_config={"broken": True})
+
+
+def test_cpu_allocation_peak_sees_what_a_step_holds_at_once() -> None:
+    def step() -> None:
+        first = torch.ones(2**20)  # 4 MiB
+        second = torch.ones(2**20)
+        del first, second
+        third = torch.ones(2**19)  # 2 MiB, after the others are freed
+        del third
+
+    assert cpu_allocation_peak(step) == 8 * 2**20
+
+
+def test_latency_summary() -> None:
+    summary = latency_summary([0.001, 0.002, 0.003, 0.004, 0.010], warmup=2)
+    assert summary["median"] == pytest.approx(3.0)
+    assert summary["iqr"] == pytest.approx(4.0 - 2.0)
+    assert summary["min"] == pytest.approx(1.0)
+    assert (summary["repeats"], summary["warmup"]) == (5, 2)
+
+
+@pytest.mark.parametrize("mode", ["infer", "train"])
+def test_record_of_a_model(tiny_models: None, mode: str) -> None:
+    TinyNet.calls_in_training_mode.clear()
+    record = profile_model("test_tiny", 32, batch=2, mode=mode, repeats=2, warmup=1)
+    assert record["status"] == "ok", record["error"]
+    # warm-up, memory and the timed calls in the requested mode; then one inference forward for the backends
+    assert TinyNet.calls_in_training_mode == [mode == "train"] * 4 + [False]
+    assert record["kind"] == "profile" and record["resolution"] == [32, 32]
+    cost = record["cost"]
+    assert cost["mode"] == mode and cost["batch"] == 2
+    weights = 4 * 1 * 9 + 4 + 2 * 4 + 2
+    assert cost["params"] == {"total": weights, "trainable": weights}
+    assert cost["macs"] == count_flops(TinyNet(1, 2), (1, 1, 32, 32), mode)["macs"] > 0
+    assert cost["flops"] == 2 * cost["macs"]
+    assert cost["latency_ms"]["median"] > 0 and cost["latency_ms"]["repeats"] == 2
+    assert cost["throughput"] == pytest.approx(2 / (cost["latency_ms"]["median"] / 1e3))
+    # At least the input, the first activation (2 x 4 x 32 x 32 floats) and the weights are live at once.
+    assert cost["peak_memory_bytes"] >= 4 * (2 * 32 * 32 + 2 * 4 * 32 * 32 + weights)
+    assert "profiler memory events" in cost["memory_method"]
+    assert record["environment"]["precision"] == "fp32"
+    assert record["model"]["config"] == {"in_channels": 1, "num_classes": 2}
+
+
+def test_record_names_the_sema_backend_that_ran() -> None:
+    record = profile_model("usema_tiny", 32, mode="infer", repeats=1, warmup=0)
+    assert record["status"] == "ok", record["error"]
+    assert record["environment"]["backends"]["sema"] == ["torch"]
+    assert record["cost"]["flops_by_op"]["usemabench.sema_attention"] > 0
+
+
+def test_sweep_records_oom_and_unsupported_and_goes_on(tiny_models: None, tmp_path) -> None:
+    lines: list[str] = []
+    records = profile_sweep(
+        ["test_tiny_oom", "test_tiny_div16"], [32, 40, 48], modes=("infer",), records_dir=tmp_path,
+        log=lines.append, repeats=1, warmup=0,
+    )
+    status = [(record["model"]["name"], record["resolution"][0], record["status"]) for record in records]
+    assert status == [
+        ("test_tiny_oom", 32, "ok"),
+        ("test_tiny_oom", 40, "ok"),
+        ("test_tiny_oom", 48, "oom"),
+        ("test_tiny_div16", 32, "ok"),
+        ("test_tiny_div16", 40, "unsupported"),
+        ("test_tiny_div16", 48, "ok"),
+    ]
+    oom = next(record for record in records if record["status"] == "oom")
+    assert "out of memory" in oom["error"] and oom["cost"]["macs"] > 0
+    written, skipped = read_records(tmp_path, kind="profile")
+    assert not skipped and len(written) == len(lines) == len(records)
+
+
+def test_unsupported_size_is_recorded(tiny_models: None) -> None:
+    record = profile_model("test_tiny_div16", 40, repeats=1, warmup=0)
+    assert record["status"] == "unsupported"
+    assert "divisible by 16" in record["error"]
+
+
+def test_a_broken_model_is_recorded_as_failed_and_fails_the_command(tiny_models: None, tmp_path) -> None:
+    record = profile_model("test_tiny_broken", 32, repeats=1, warmup=0)
+    assert record["status"] == "failed" and "a kernel bug" in record["error"]
+    argv = ["profile", "--models", "test_tiny_broken", "--resolutions", "32", "--records-dir", str(tmp_path)]
+    assert main(argv) == 1
+
+
+def test_cli_writes_one_record_per_model_resolution_and_mode(tiny_models: None, tmp_path, capsys) -> None:
+    code = main([
+        "profile", "--models", "test_tiny,test_tiny_div16", "--resolutions", "32,40", "--mode", "both",
+        "--repeats", "1", "--warmup", "0", "--records-dir", str(tmp_path),
+    ])
+    assert code == 0
+    records, skipped = read_records(tmp_path, kind="profile")
+    assert not skipped
+    keys = {(r["model"]["name"], r["resolution"][0], r["cost"]["mode"], r["status"]) for r in records}
+    assert len(records) == 8
+    assert ("test_tiny_div16", 40, "train", "unsupported") in keys
+    assert ("test_tiny", 40, "train", "ok") in keys
+    assert "unsupported" in capsys.readouterr().out
+
+
+def test_cli_refuses_an_unknown_model_before_any_work(tmp_path, capsys) -> None:
+    code = main(["profile", "--models", "usema_tni", "--resolutions", "32", "--records-dir", str(tmp_path)])
+    assert code == 1
+    assert "usema_t" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_choices_match_the_profiler() -> None:
+    assert profile_commands.MODES == profile.MODES
+    assert profile_commands.SDPA_BACKENDS == profile.SDPA_BACKENDS
+    assert profile_commands.DEFAULT_RECORDS_DIR == str(profile.DEFAULT_RECORDS_DIR)

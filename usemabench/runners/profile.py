@@ -1,0 +1,423 @@
+"""Profiling one model at one resolution: parameters, MACs/FLOPs, peak memory, latency, as a record.
+
+One record per (model, resolution, device, precision, mode), `kind="profile"`, with in `cost`:
+    mode, batch, params {total, trainable}, macs and flops (per image, see `flops.py` for the convention),
+    peak_memory_bytes + memory_method, latency_ms {median, iqr, q25, q75, min, repeats, warmup} + timing_method,
+    throughput (images/s), and for training the optimizer and loss of the step.
+A step the device cannot hold is recorded as `oom`, a size the model refuses as `unsupported`, anything
+else that breaks as `failed`; a sweep (`profile_sweep`) records it and goes on.
+
+What is measured (`infer`: one forward under no_grad; `train`: one full step: zero_grad, forward, Dice+CE
+with deep supervision, backward, SGD step):
+- peak memory on CUDA: `max_memory_allocated` after `reset_peak_memory_stats`, around one call after the
+  warm-up; it includes the weights, gradients, optimizer state and inputs live during the call.
+- peak memory on the CPU: the same quantity, from the profiler's memory events (every allocation and free
+  of PyTorch's CPU allocator during one call, accumulated in time order) plus the bytes of the tensors live
+  before the call. Allocations outside PyTorch's allocator (oneDNN scratch space) are not seen.
+- latency: `warmup` calls, then `repeats` calls each timed alone, by CUDA events on the GPU (the GPU time
+  between the call's first and last kernel launch) or `time.perf_counter` on the CPU; median and
+  interquartile range; throughput = batch / median. On CUDA cuDNN autotuning is on (as nnU-Net trains).
+- backends: the SDPA kernels one forward dispatched (profiler op names), the SEMA backend of the model's
+  SEMA modules, the selective-scan backend that ran; precision is what autocast ran (the CPU runs fp32).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from usemabench.leaderboard.records import environment_info, make_record, model_entry, write_record
+from usemabench.runners.flops import count_flops
+from usemabench.runners.losses import SegmentationLoss
+from usemabench.runners.precision import autocast, resolve_device, resolve_precision
+from usemabench.zoo.layers import scan, sema
+from usemabench.zoo.layers.mixers import SEMAAttention
+from usemabench.zoo.registry import count_parameters, create_model, get_model_info
+
+MODES = ("infer", "train")
+SDPA_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
+DEFAULT_RECORDS_DIR = Path("leaderboard") / "records" / "profile"
+# nnU-Net's optimizer (SGD, Nesterov, momentum 0.99): one momentum buffer per parameter.
+OPTIMIZER = {"name": "SGD", "lr": 1e-2, "momentum": 0.99, "nesterov": True, "weight_decay": 3e-5}
+LOSS = "Dice + CE, nnU-Net deep-supervision weights (usemabench.runners.losses.SegmentationLoss)"
+
+
+class UnsupportedSize(ValueError):
+    """The model's size policy refuses this resolution."""
+
+
+# --- one call: inference forward or training step ------------------------------------------------------
+
+
+def make_step(
+    model: nn.Module, mode: str, inputs: torch.Tensor, targets: torch.Tensor, precision: str, device: torch.device
+) -> Callable[[], None]:
+    """A zero-argument function running one inference forward or one training step on `model`."""
+    if mode == "infer":
+        model.eval()
+
+        def infer() -> None:
+            with torch.no_grad(), autocast(precision, device):
+                model(inputs)
+
+        return infer
+    model.train()
+    loss_fn = SegmentationLoss()
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=OPTIMIZER["lr"], momentum=OPTIMIZER["momentum"], nesterov=OPTIMIZER["nesterov"],
+        weight_decay=OPTIMIZER["weight_decay"],
+    )
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+
+    def train() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(precision, device):
+            loss = loss_fn(model(inputs), targets)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+    train.optimizer = optimizer  # its state is live memory, counted on the CPU
+    return train
+
+
+# --- memory -----------------------------------------------------------------------------------------------
+
+
+def _live_bytes(tensors: Iterator[torch.Tensor]) -> int:
+    """Bytes of the distinct storages behind `tensors`."""
+    storages = {}
+    for tensor in tensors:
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+    return sum(storages.values())
+
+
+def _state_tensors(model: nn.Module, step: Callable[[], None], extra: Sequence[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """Every tensor live between calls: weights, buffers, gradients, optimizer state, inputs."""
+    yield from model.parameters()
+    yield from model.buffers()
+    yield from (parameter.grad for parameter in model.parameters() if parameter.grad is not None)
+    optimizer = getattr(step, "optimizer", None)
+    if optimizer is not None:
+        for state in optimizer.state.values():
+            yield from (value for value in state.values() if isinstance(value, torch.Tensor))
+    yield from extra
+
+
+def cpu_allocation_peak(step: Callable[[], None]) -> int:
+    """Peak of (bytes allocated - bytes freed) by PyTorch's CPU allocator during `step`, from profiler events."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as profiler:
+        step()
+    with tempfile.TemporaryDirectory() as folder:
+        trace_path = Path(folder) / "trace.json"
+        profiler.export_chrome_trace(str(trace_path))
+        events = json.loads(trace_path.read_text())["traceEvents"]
+    changes = sorted(
+        (event["ts"], event["args"]["Bytes"])
+        for event in events
+        if event.get("name") == "[memory]" and event["args"].get("Device Type") == 0
+    )
+    running = peak = 0
+    for _, change in changes:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+def measure_peak_memory(
+    step: Callable[[], None], model: nn.Module, extra: Sequence[torch.Tensor], device: torch.device
+) -> tuple[int, str]:
+    """(peak bytes during one call, including what was live before it; the method, in words)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        torch.cuda.synchronize(device)
+        method = (
+            "torch.cuda.max_memory_allocated after reset_peak_memory_stats, one call after warm-up; includes "
+            "weights, gradients, optimizer state and inputs; excludes the CUDA context and allocator cache"
+        )
+        return torch.cuda.max_memory_allocated(device), method
+    live = _live_bytes(_state_tensors(model, step, extra))
+    method = (
+        "cpu: torch.profiler memory events of one call after warm-up (allocations minus frees of PyTorch's CPU "
+        "allocator, peak in time order) + bytes of weights, gradients, optimizer state and inputs live before "
+        "it; oneDNN scratch space not seen"
+    )
+    return live + cpu_allocation_peak(step), method
+
+
+# --- latency ----------------------------------------------------------------------------------------------
+
+
+def time_calls(step: Callable[[], None], device: torch.device, warmup: int, repeats: int) -> list[float]:
+    """Seconds of each of `repeats` calls after `warmup` untimed ones (CUDA events on the GPU)."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    for _ in range(warmup):
+        step()
+    if device.type != "cuda":
+        seconds = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            step()
+            seconds.append(time.perf_counter() - start)
+        return seconds
+    torch.cuda.synchronize(device)
+    events = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        step()
+        end.record()
+        events.append((start, end))
+    torch.cuda.synchronize(device)
+    return [start.elapsed_time(end) / 1e3 for start, end in events]
+
+
+def latency_summary(seconds: Sequence[float], warmup: int) -> dict[str, float | int]:
+    """Median, quartiles, IQR and minimum in milliseconds, with the counts they come from."""
+    milliseconds = np.asarray(seconds) * 1e3
+    q25, median, q75 = np.percentile(milliseconds, [25, 50, 75])
+    return {
+        "median": float(median), "q25": float(q25), "q75": float(q75), "iqr": float(q75 - q25),
+        "min": float(milliseconds.min()), "repeats": len(seconds), "warmup": warmup,
+    }
+
+
+# --- kernel backends ------------------------------------------------------------------------------------
+
+_SDPA_KERNELS = {
+    "_scaled_dot_product_flash_attention_for_cpu": "flash (cpu)",
+    "_scaled_dot_product_flash_attention": "flash",
+    "_scaled_dot_product_efficient_attention": "efficient",
+    "_scaled_dot_product_cudnn_attention": "cudnn",
+    "_scaled_dot_product_attention_math": "math",
+}
+
+
+def observed_sdpa_kernels(forward: Callable[[], None]) -> list[str]:
+    """The scaled-dot-product-attention kernels one call dispatches, from the profiler's op names."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+        forward()
+    names = {event.name.removeprefix("aten::") for event in profiler.events()}
+    return sorted({kernel for op, kernel in _SDPA_KERNELS.items() if op in names})
+
+
+def kernel_backends(
+    model: nn.Module, device: torch.device, forward: Callable[[], None], counted_ops: Sequence[str]
+) -> dict[str, Any]:
+    """The SEMA, selective-scan and SDPA kernels one forward of `model` runs on `device`, for those it uses.
+
+    `counted_ops` (the ops of the model's FLOP count) tells whether the model calls SEMA or the scan at all.
+    """
+    backends: dict[str, Any] = {}
+    sdpa = observed_sdpa_kernels(forward)  # also runs the forward, so the scan's last backend is this model's
+    if sdpa:
+        backends["sdpa"] = sdpa
+    if "usemabench.sema_attention" in counted_ops:
+        modules = [module for module in model.modules() if isinstance(module, SEMAAttention)]
+        backends["sema"] = sorted({sema.resolve_backend(module.backend, device) for module in modules}) or ["unknown"]
+    if "usemabench.selective_scan" in counted_ops:
+        backends["selective_scan"] = scan.last_backend_used()
+    return backends
+
+
+@contextlib.contextmanager
+def cudnn_benchmark(enabled: bool) -> Iterator[None]:
+    """cuDNN autotuning on, as nnU-Net trains (the warm-up calls absorb the tuning); restored afterwards."""
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = enabled or previous
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+@contextlib.contextmanager
+def sdpa_backend(name: str) -> Iterator[None]:
+    """Restrict F.scaled_dot_product_attention to one kernel (`math` = plain N x N attention); `auto` = no limit."""
+    if name == "auto":
+        yield
+        return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    kernels = {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
+               "efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
+    with sdpa_kernel([kernels[name]]):
+        yield
+
+
+# --- one record -----------------------------------------------------------------------------------------
+
+
+def check_size(name: str, resolution: tuple[int, int]) -> None:
+    """Raise UnsupportedSize when the model's size policy refuses `resolution` (the message says why)."""
+    info = get_model_info(name)
+    height, width = resolution
+    if info.size_policy == "error" and (height % info.size_divisor or width % info.size_divisor):
+        raise UnsupportedSize(
+            f"model {name!r} needs height and width divisible by {info.size_divisor}; got {height}x{width}"
+        )
+
+
+def _release_memory(device: torch.device) -> None:
+    """On CUDA, free what the last profile left (reference cycles, an OOM's traceback): the next profile's
+    peak memory counts every live allocation. The CPU method counts only its own tensors; gc there costs
+    about a second per record for nothing."""
+    if device.type == "cuda":
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
+def _measure(
+    model: nn.Module, mode: str, resolution: tuple[int, int], batch: int, in_channels: int, num_classes: int,
+    device: torch.device, precision: str, warmup: int, repeats: int, counted_ops: Sequence[str],
+) -> dict[str, Any]:
+    """Memory, latency and backends of `model` (already on `device`); its tensors die with this frame."""
+    inputs = torch.randn(batch, in_channels, *resolution, device=device)
+    targets = torch.randint(0, num_classes, (batch, *resolution), device=device)
+    step = make_step(model, mode, inputs, targets, precision, device)
+    for _ in range(warmup):
+        step()
+    if mode == "train":
+        # The step frees the last step's gradients first; free them here, so the CPU method (which does not
+        # see frees of blocks allocated before it started) does not count them twice.
+        step.optimizer.zero_grad(set_to_none=True)
+    peak_bytes, memory_method = measure_peak_memory(step, model, (inputs, targets), device)
+    seconds = time_calls(step, device, warmup=0, repeats=repeats)
+    latency = latency_summary(seconds, warmup)
+    infer = make_step(model, "infer", inputs, targets, precision, device)  # switches the model to eval mode
+    backends = kernel_backends(model, device, infer, counted_ops)
+    return {
+        "peak_memory_bytes": int(peak_bytes),
+        "memory_method": memory_method,
+        "latency_ms": latency,
+        "timing_method": f"{'CUDA events' if device.type == 'cuda' else 'time.perf_counter'} around each call",
+        "throughput": batch / (latency["median"] / 1e3),
+        "backends": backends,
+    }
+
+
+def profile_model(
+    name: str,
+    resolution: int | tuple[int, int],
+    batch: int = 1,
+    device: str = "cpu",
+    precision: str = "fp32",
+    mode: str = "infer",
+    *,
+    repeats: int = 10,
+    warmup: int = 3,
+    in_channels: int = 1,
+    num_classes: int = 2,
+    sdpa: str = "auto",
+) -> dict:
+    """The profile record of registered model `name` at `resolution` (see the module docstring)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if sdpa not in SDPA_BACKENDS:
+        raise ValueError(f"sdpa backend must be one of {SDPA_BACKENDS}, got {sdpa!r}")
+    resolution = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
+    torch_device = resolve_device(device)
+    precision_ran = resolve_precision(precision, torch_device)
+    info = get_model_info(name)
+    config = {"in_channels": in_channels, "num_classes": num_classes, **info.default_config}
+    cost: dict[str, Any] = {"mode": mode, "batch": batch}
+    if mode == "train":
+        cost.update(optimizer=OPTIMIZER, loss=LOSS)
+    backends: dict[str, Any] = {}
+    status, error = "ok", None
+    model = None
+    try:
+        check_size(name, resolution)
+        torch.manual_seed(0)
+        model = create_model(name, in_channels, num_classes)
+        total, trainable = count_parameters(model)
+        cost["params"] = {"total": total, "trainable": trainable}
+        counted = count_flops(model, (1, in_channels, *resolution), mode)
+        cost.update(
+            macs=counted["macs"], flops=counted["flops"], flops_by_op=counted["by_op"],
+            flop_convention=counted["convention"] + "; per image", counted_on=counted["device"],
+            count_fallback_reason=counted["fallback_reason"],
+        )
+        model.to(torch_device)
+        if torch_device.type == "cuda":
+            cost["cudnn_benchmark"] = True
+        with sdpa_backend(sdpa), cudnn_benchmark(torch_device.type == "cuda"):
+            measured = _measure(
+                model, mode, resolution, batch, in_channels, num_classes, torch_device, precision_ran,
+                warmup, repeats, list(counted["by_op"]),
+            )
+        backends = measured.pop("backends")
+        cost.update(measured)
+    except UnsupportedSize as refused:
+        status, error = "unsupported", str(refused)
+    except torch.cuda.OutOfMemoryError as oom:
+        status, error = "oom", str(oom).splitlines()[0]
+    except Exception as failure:  # noqa: BLE001 - a sweep records the failure and goes on
+        status, error = "failed", f"{type(failure).__name__}: {failure}"
+    del model
+    _release_memory(torch_device)
+    if sdpa != "auto":
+        backends["sdpa_requested"] = sdpa
+    return make_record(
+        "profile",
+        status=status,
+        model=model_entry(name, config),
+        resolution=list(resolution),
+        metrics={"variant": f"sdpa-{sdpa}"} if sdpa != "auto" else {},
+        cost=cost,
+        environment=environment_info(str(torch_device), precision_ran, backends),
+        error=error,
+    )
+
+
+def profile_sweep(
+    models: Sequence[str],
+    resolutions: Sequence[int],
+    modes: Sequence[str] = ("infer",),
+    records_dir: str | Path | None = DEFAULT_RECORDS_DIR,
+    log: Callable[[str], None] = print,
+    **settings: Any,
+) -> list[dict]:
+    """`profile_model` for every (model, resolution, mode), each record written as soon as it is made."""
+    records = []
+    for name in models:
+        for resolution in resolutions:
+            for mode in modes:
+                started = time.perf_counter()
+                record = profile_model(name, resolution, mode=mode, **settings)
+                records.append(record)
+                where = write_record(record, records_dir) if records_dir is not None else None
+                log(_summary_line(record, time.perf_counter() - started, where))
+    return records
+
+
+def _summary_line(record: dict, seconds: float, path: Path | None) -> str:
+    cost = record["cost"]
+    side = "x".join(str(value) for value in record["resolution"])
+    parts = [f"{record['model']['name']:<16} {side:>9} {cost['mode']:<5} {record['status']:<11}"]
+    if "macs" in cost:
+        parts.append(f"{cost['macs'] / 1e9:9.2f} GMACs")
+    if "latency_ms" in cost:
+        parts.append(f"{cost['latency_ms']['median']:10.2f} ms  {cost['peak_memory_bytes'] / 2**20:9.1f} MiB")
+    if record["error"]:
+        parts.append(record["error"].splitlines()[0][:160])
+    parts.append(f"({seconds:.1f} s{', ' + str(path) if path else ''})")
+    return "  ".join(parts)
