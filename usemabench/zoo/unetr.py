@@ -105,6 +105,7 @@ UNETR_RECONSTRUCTED = (
     size_policy="pad",
     resolution_policy=UNETR_RESOLUTION_POLICY,
     reconstructed=UNETR_RECONSTRUCTED,
+    requires=("einops",),  # MONAI's ViT self-attention block imports einops when built
     test_variant="unetr_small",
 )
 def unetr(in_channels: int, num_classes: int, **config: Any) -> UNETR2d:
@@ -121,6 +122,7 @@ def unetr(in_channels: int, num_classes: int, **config: Any) -> UNETR2d:
     size_policy="pad",
     resolution_policy=UNETR_RESOLUTION_POLICY,
     reconstructed=UNETR_RECONSTRUCTED,
+    requires=("einops",),  # MONAI's ViT self-attention block imports einops when built
     small=True,
 )
 def unetr_small(in_channels: int, num_classes: int, **config: Any) -> UNETR2d:
