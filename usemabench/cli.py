@@ -13,6 +13,7 @@ from usemabench.zoo.registry import import_model_module
 COMMAND_MODULES = (
     "usemabench.leaderboard.commands",
     "usemabench.runners.profile_commands",
+    "usemabench.runners.commands",
     "usemabench.zoo.commands",
     "usemabench.datasets.commands",
 )

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save as safetensors_save
 
-from usemabench.io import atomic_write_bytes, canonical_json
+from usemabench.io import atomic_write_bytes
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -39,10 +38,3 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise
     except Exception as error:  # torch raises several types for corrupt or foreign files
         raise CheckpointError(f"checkpoint {path} cannot be read: {error}") from error
-
-
-def save_safetensors(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], metadata: dict[str, Any]) -> Path:
-    """Model weights as safetensors, with `metadata` (the model spec, preprocessing) as JSON strings."""
-    tensors = {key: value.detach().to("cpu").clone().contiguous() for key, value in state_dict.items()}
-    text_metadata = {key: canonical_json(value) for key, value in metadata.items()}
-    return atomic_write_bytes(path, safetensors_save(tensors, metadata=text_metadata))

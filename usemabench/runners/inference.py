@@ -1,27 +1,24 @@
 """Inference at native resolution, following the dataset's evaluation policy.
 
-`resize`: the image is resized to the training resolution, the logits resized back to the image's own
-size (bilinear), then argmax. `sliding_window`: native-scale patches of the training resolution, 50%
-overlap, Gaussian blending (MONAI's `sliding_window_inference`). Either way, scores are computed against
-the original, untouched mask.
+The policies themselves (`resize`: resize to the training resolution and the logits back; `sliding_window`:
+native-scale windows blended by MONAI) live in `usemabench.datasets.evaluation`; this module adds what a
+runner needs around them: eval mode, no autograd, the device and the autocast precision. Scores are then
+computed against the original, untouched mask.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from monai.inferers import sliding_window_inference
 from torch import nn
 from torch.utils.data import Dataset
 
+from usemabench.datasets.evaluation import prepare_eval_input, restore_prediction, sliding_window_logits
+from usemabench.datasets.spec import EVAL_POLICIES
 from usemabench.runners.metrics import foreground_dice
 from usemabench.runners.precision import autocast
 
-EVAL_POLICIES = ("resize", "sliding_window")
 
-
-def _forward(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    output = model(images)
+def _full_resolution(output: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
     # A model that keeps deep-supervision outputs in eval mode: the first is full resolution.
     return output[0] if isinstance(output, (list, tuple)) else output
 
@@ -40,17 +37,12 @@ def predict_logits(
         raise ValueError(f"evaluation policy {policy!r} is not one of {EVAL_POLICIES}")
     model.eval()
     batch = image.unsqueeze(0).to(device)
-    native_size = tuple(image.shape[-2:])
     with autocast(precision, device):
-        if policy == "resize":
-            resized = F.interpolate(batch, size=resolution, mode="bilinear", align_corners=False, antialias=True)
-            logits = _forward(model, resized).float()
-            logits = F.interpolate(logits, size=native_size, mode="bilinear", align_corners=False)
+        if policy == "sliding_window":
+            logits = sliding_window_logits(lambda patch: _full_resolution(model(patch)).float(), batch, resolution)
         else:
-            logits = sliding_window_inference(
-                batch, roi_size=resolution, sw_batch_size=4, predictor=lambda patch: _forward(model, patch).float(),
-                overlap=0.5, mode="gaussian",
-            )
+            logits = _full_resolution(model(prepare_eval_input(batch, resolution))).float()
+            logits = restore_prediction(logits, tuple(image.shape[-2:]))
     return logits[0].float().cpu()
 
 

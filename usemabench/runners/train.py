@@ -99,6 +99,7 @@ def train(
     precision: str = "fp32",
     eval_policy: str = "resize",
     identity: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
     context: DistributedContext = DistributedContext(),
     stop_after_steps: int | None = None,
     progress: bool = True,
@@ -106,10 +107,12 @@ def train(
     """Train `model` (already built and seeded) under `protocol`, resuming from `run_dir/last.pt` if present.
 
     `identity` (model config, dataset split and protocol hashes, seed) is stored in checkpoints; resuming
-    from a checkpoint of a different run is refused. Only rank 0 writes files.
+    from a checkpoint of a different run is refused. `metadata` (e.g. the preprocessing that `predict`
+    must repeat) is stored in every checkpoint as is. Only rank 0 writes files.
     """
     run_dir = Path(run_dir)
     identity = {**(identity or {}), "seed": seed, "protocol_hash": protocol.hash}
+    metadata = metadata or {}
     model.to(device)
     optimizer = build_optimizer(model.parameters(), protocol.optimizer)
     scheduler = build_scheduler(optimizer, protocol.schedule, protocol.total_iterations)
@@ -171,7 +174,7 @@ def train(
             if every and state.step % every == 0 and state.batch < protocol.iterations_per_epoch:
                 state.train_seconds += time.perf_counter() - segment_started
                 segment_started = time.perf_counter()
-                _save_last(run_dir, model, optimizer, scheduler, scaler, state, identity, context)
+                _save_last(run_dir, model, optimizer, scheduler, scaler, state, identity, metadata, context)
         bar.close()
 
         state.train_seconds += time.perf_counter() - segment_started
@@ -193,8 +196,8 @@ def train(
         state.epoch, state.batch, state.epoch_loss_sum = state.epoch + 1, 0, 0.0
         if context.is_main:
             if improved:
-                save_checkpoint(run_dir / BEST, weights_payload(model, identity, state))
-            _save_last(run_dir, model, optimizer, scheduler, scaler, state, identity, context)
+                save_checkpoint(run_dir / BEST, {**metadata, **weights_payload(model, identity, state)})
+            _save_last(run_dir, model, optimizer, scheduler, scaler, state, identity, metadata, context)
             atomic_write_text(run_dir / LOG_NAME, _log_csv(state.log))
             print(
                 f"epoch {state.epoch}/{protocol.epochs}: loss {state.log[-1]['train_loss']:.4f}, "
@@ -278,10 +281,11 @@ def weights_payload(model: nn.Module, identity: dict, state: LoopState) -> dict:
     }
 
 
-def _save_last(run_dir, model, optimizer, scheduler, scaler, state: LoopState, identity: dict, context) -> None:
+def _save_last(run_dir, model, optimizer, scheduler, scaler, state: LoopState, identity: dict, metadata: dict, context) -> None:
     if not context.is_main:
         return
     save_checkpoint(run_dir / LAST, {
+        **metadata,
         "format": CHECKPOINT_FORMAT,
         "identity": identity,
         "model": model.state_dict(),

@@ -1,0 +1,161 @@
+"""`usemabench train | evaluate | run | predict | sweep`: the runners on the command line.
+
+    usemabench run                                         the main job (default models, synthetic data)
+    usemabench run --model usema_tiny --dataset synthetic --protocol quick --seed 0
+    usemabench sweep --models usema_tiny,nnunet_small --datasets synthetic --seeds 0,1,2 [--slurm]
+    usemabench predict --model usema_tiny --weights runs/usema_tiny/synthetic/quick/seed0 images/ masks/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from usemabench.runners import defaults
+from usemabench.runners.protocol import available_protocols
+
+STAGES = {"train": ("train",), "evaluate": ("evaluate",), "run": ("train", "evaluate")}
+
+
+def _comma_list(text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(item) for item in _comma_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be integers, got {text!r}") from None
+
+
+def _setting(text: str) -> tuple[str, object]:
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    protocols = ", ".join(available_protocols())
+    parser.add_argument("--protocol", default="quick", help=f"packaged ({protocols}) or a JSON file (default: %(default)s)")
+    parser.add_argument("--runs-dir", type=Path, default=defaults.RUNS_DIR, help="checkpoints and logs (default: %(default)s)")
+    parser.add_argument("--records-dir", type=Path, default=defaults.RECORDS_DIR, help="records (default: %(default)s)")
+    parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1 ... (default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    helps = {
+        "train": "train one model on one dataset under a protocol (resumes an interrupted run)",
+        "evaluate": "evaluate a trained run on its dataset's test split and write the eval record",
+        "run": "train + evaluate + records; with no --model/--dataset: the main job (default models on synthetic data)",
+    }
+    for name, text in helps.items():
+        parser = subparsers.add_parser(name, help=text, description=text)
+        parser.add_argument("--model", default=None, help="registered model name (see `usemabench models`)")
+        parser.add_argument("--dataset", default=None, help="registered dataset or source URI / folder (default: synthetic)")
+        parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+        parser.add_argument("--model-config", type=_setting, action="append", default=[], metavar="KEY=VALUE",
+                            help="override the model's config (JSON values), repeatable")
+        _add_run_options(parser)
+        if name == "run":
+            parser.add_argument("--leaderboard-dir", type=Path, default=defaults.LEADERBOARD_DIR, help="main job only (default: %(default)s)")
+            parser.add_argument("--reports-dir", type=Path, default=defaults.REPORTS_DIR, help="main job only (default: %(default)s)")
+        parser.set_defaults(handler=run_command, stages=STAGES[name])
+
+    predict = subparsers.add_parser("predict", help="segment a folder of images with trained weights (one mask PNG each)")
+    predict.add_argument("input_dir", type=Path, help="folder of images")
+    predict.add_argument("output_dir", type=Path, help="folder for the masks (label maps, pixel value = class)")
+    predict.add_argument("--model", default=None, help="model name; checked against the weights")
+    predict.add_argument("--weights", required=True, help="run folder, best.pt, weights folder / model.safetensors, or Hub id org/name[@rev]")
+    predict.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png (image with the mask tinted)")
+    predict.add_argument("--resolution", type=int, default=None, help="model input size (default: from the checkpoint)")
+    predict.add_argument("--normalization", choices=("zscore", "minmax", "none"), default=None, help="default: from the checkpoint, else zscore")
+    predict.add_argument("--eval-policy", choices=("resize", "sliding_window"), default=None, help="default: from the checkpoint, else resize")
+    predict.add_argument("--device", default="auto")
+    predict.add_argument("--no-progress", action="store_true")
+    predict.set_defaults(handler=predict_command)
+
+    sweep = subparsers.add_parser("sweep", help="models x datasets x seeds; skips finished combinations, records failures")
+    sweep.add_argument("--models", type=_comma_list, required=True, help="comma-separated model names")
+    sweep.add_argument("--datasets", type=_comma_list, default=["synthetic"], help="comma-separated datasets (default: synthetic)")
+    sweep.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default: 0)")
+    _add_run_options(sweep)
+    sweep.add_argument("--slurm", action="store_true", help="submit each combination as a SLURM job (needs submitit)")
+    sweep.add_argument("--slurm-partition", default=None)
+    sweep.add_argument("--slurm-time", type=int, default=240, help="minutes per job (default: %(default)s)")
+    sweep.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per job (default: %(default)s)")
+    sweep.add_argument("--slurm-cpus", type=int, default=8, help="CPUs per job (default: %(default)s)")
+    sweep.add_argument("--slurm-folder", type=Path, default=Path("runs/slurm"), help="submitit logs (default: %(default)s)")
+    sweep.set_defaults(handler=sweep_command)
+
+
+def _request(args: argparse.Namespace, model: str, dataset: str, seed: int):
+    from usemabench.runners.experiment import ExperimentRequest
+
+    return ExperimentRequest(
+        model=model, dataset=dataset, protocol=args.protocol, seed=seed, runs_dir=args.runs_dir,
+        records_dir=args.records_dir, device=args.device, progress=not args.no_progress,
+        model_overrides=dict(getattr(args, "model_config", [])), stages=getattr(args, "stages", ("train", "evaluate")),
+    )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.model is None:
+        if args.stages != ("train", "evaluate") or args.dataset is not None:
+            raise ValueError("--model is required (only `usemabench run` with no --model/--dataset runs the main job)")
+        from usemabench.runners.main_job import run_main_job
+
+        return run_main_job(
+            runs_dir=args.runs_dir, records_dir=args.records_dir, leaderboard_dir=args.leaderboard_dir,
+            reports_dir=args.reports_dir, device=args.device, progress=not args.no_progress,
+        )
+    from usemabench.runners.experiment import run_experiment
+
+    outcome = run_experiment(_request(args, args.model, args.dataset or "synthetic", args.seed))
+    for path in (outcome.train_record, outcome.eval_record):
+        if path is not None:
+            print(f"wrote {path}")
+    if outcome.status != "ok":
+        print(f"usemabench {args.command}: {outcome.error}", file=sys.stderr)
+        return 1
+    if outcome.metrics:
+        dice = outcome.metrics["dice"]
+        per_class = ", ".join(f"{name} {value:.4f}" for name, value in dice["per_class"].items())
+        print(f"test dice {dice['mean']:.4f} ({per_class}); hd95 {outcome.metrics['hd95']['mean']:.2f} px")
+    return 0
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    from usemabench.runners.predict import predict_folder
+
+    written = predict_folder(
+        args.model, args.weights, args.input_dir, args.output_dir, overlay=args.overlay, resolution=args.resolution,
+        normalization=args.normalization, eval_policy=args.eval_policy, device=args.device, progress=not args.no_progress,
+    )
+    print(f"wrote {len(written)} masks to {args.output_dir}")
+    return 0
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    from usemabench.runners.sweep import combinations, run_sweep
+
+    template = _request(args, "", "", 0)
+    slurm = None
+    if args.slurm:
+        slurm = {"folder": args.slurm_folder, "timeout_min": args.slurm_time, "gpus_per_node": args.slurm_gpus,
+                 "cpus_per_task": args.slurm_cpus}
+        if args.slurm_partition:
+            slurm["slurm_partition"] = args.slurm_partition
+    items = run_sweep(combinations(args.models, args.datasets, args.seeds, template), slurm=slurm)
+    counts = {status: sum(item.status == status for item in items) for status in sorted({item.status for item in items})}
+    print("sweep: " + ", ".join(f"{count} {status}" for status, count in counts.items()))
+    return 1 if any(item.status in ("failed", "oom") for item in items) else 0

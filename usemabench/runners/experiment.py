@@ -1,0 +1,249 @@
+"""One experiment = train + evaluate + two records (`usemabench run --model M --dataset D --protocol P --seed S`).
+
+The run folder `runs/<model>/<dataset>/<protocol>/seed<S>` holds the checkpoints and the epoch log; the
+same command resumes an interrupted run from it. Records go to `records_dir`: a train record (its log CSV
+beside it) and an eval record (per-case CSV and PNGs beside it). A failure during training or evaluation
+writes records with status `failed` (or `oom`) and the error, so a sweep shows it instead of a gap;
+bad arguments (unknown model, dataset or protocol) fail before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from usemabench.datasets import SegmentationDataset, eval_transform, get_dataset_spec, split_info, training_transform
+from usemabench.datasets.spec import DatasetSpec
+from usemabench.io import atomic_write_text
+from usemabench.leaderboard.records import environment_info, make_record, model_entry, record_filename, write_record
+from usemabench.runners import defaults
+from usemabench.runners.backends import kernel_backends
+from usemabench.runners.checkpoint import BEST, LAST, load_checkpoint
+from usemabench.runners.distributed import DistributedContext, init_distributed
+from usemabench.runners.evaluate import evaluate_model, write_eval_record
+from usemabench.runners.precision import resolve_device, resolve_precision
+from usemabench.runners.protocol import Protocol, load_protocol
+from usemabench.runners.seeding import derive_seed, seed_everything
+from usemabench.runners.train import TrainingInterrupted, TrainResult, train
+from usemabench.zoo.registry import ModelInfo, count_parameters, create_model, get_model_info
+
+
+
+@dataclass(frozen=True)
+class ExperimentRequest:
+    model: str
+    dataset: str
+    protocol: str = "quick"
+    seed: int = 0
+    runs_dir: Path = defaults.RUNS_DIR
+    records_dir: Path = defaults.RECORDS_DIR
+    device: str = "auto"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+    stages: tuple[str, ...] = ("train", "evaluate")
+    stop_after_steps: int | None = None  # tests of resume: behave as if killed after this step
+
+
+@dataclass(frozen=True)
+class ExperimentOutcome:
+    status: str
+    train_record: Path | None = None
+    eval_record: Path | None = None
+    error: str | None = None
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything checked before any file is written: a bad name fails here, without a record."""
+
+    request: ExperimentRequest
+    protocol: Protocol
+    spec: DatasetSpec
+    info: ModelInfo
+    model_config: dict
+    context: DistributedContext
+    device: torch.device
+    precision: str
+    precision_override: str | None
+
+    @property
+    def run_dir(self) -> Path:
+        name = self.request.model
+        if self.request.model_overrides:
+            name += "-" + model_entry(name, self.model_config)["config_hash"]
+        return Path(self.request.runs_dir) / _slug(name) / _slug(self.spec.name) / _slug(self.protocol.name) / f"seed{self.request.seed}"
+
+    def record_fields(self, dataset: dict, backends: dict | None = None) -> dict:
+        return {
+            "model": model_entry(self.request.model, self.model_config),
+            "dataset": dataset,
+            "protocol": self.protocol.record_entry(self.precision_override),
+            "seed": self.request.seed,
+            "resolution": list(self.protocol.resolution),
+            "environment": environment_info(str(self.device), self.precision, backends or {}),
+        }
+
+
+def _slug(text: str) -> str:
+    return "".join(character if character.isalnum() or character in "._-" else "_" for character in text)
+
+
+def prepare(request: ExperimentRequest) -> Prepared:
+    protocol = load_protocol(request.protocol)
+    spec = get_dataset_spec(request.dataset)
+    info = get_model_info(request.model)
+    context = init_distributed()
+    device = resolve_device(request.device, context.local_rank)
+    requested, override_key = protocol.precision_for(request.model, info.family)
+    precision = resolve_precision(requested, device)
+    config = {"in_channels": spec.in_channels, "num_classes": spec.num_classes, **info.default_config, **request.model_overrides}
+    override = f"{override_key}: {requested}" if override_key else None
+    return Prepared(request, protocol, spec, info, config, context, device, precision, override)
+
+
+def run_experiment(request: ExperimentRequest) -> ExperimentOutcome:
+    """Train (resuming if possible) and/or evaluate the chosen checkpoint on the test split, writing records.
+
+    `request.stages` picks `train`, `evaluate` or both (`usemabench train`, `evaluate`, `run`).
+    """
+    prepared = prepare(request)
+    started = time.perf_counter()
+    spec, protocol = prepared.spec, prepared.protocol
+    train_set = SegmentationDataset(spec, "train", training_transform(spec, protocol.resolution, protocol.augmentation))
+    test_set = SegmentationDataset(spec, "test", eval_transform(spec))
+    if "train" not in request.stages and not (prepared.run_dir / checkpoint_name(protocol)).is_file():
+        raise FileNotFoundError(f"no {checkpoint_name(protocol)} in {prepared.run_dir}: train this combination first")
+    seed_everything(derive_seed(request.seed, "model"))
+    try:
+        model = create_model(request.model, spec.in_channels, spec.num_classes, **request.model_overrides)
+    except TypeError as error:
+        raise ValueError(f"model {request.model!r} does not accept the config {request.model_overrides}: {error}") from error
+    stage, train_path, outcome = "training", None, ExperimentOutcome("ok")
+    try:
+        if "train" in request.stages:
+            val_set = SegmentationDataset(spec, "val", eval_transform(spec))
+            result = train(
+                model, train_set, val_set, protocol,
+                seed=request.seed, run_dir=prepared.run_dir, num_classes=spec.num_classes, device=prepared.device,
+                precision=prepared.precision, eval_policy=spec.eval_policy, identity=_identity(prepared, train_set),
+                metadata={"preprocessing": preprocessing(spec, protocol)}, context=prepared.context,
+                stop_after_steps=request.stop_after_steps, progress=request.progress,
+            )
+            if not prepared.context.is_main:
+                return outcome
+            backends = kernel_backends(model, test_set[0]["image"].unsqueeze(0), prepared.device, prepared.precision)
+            train_path = _write_train_record(prepared, model, result, train_set, backends, time.perf_counter() - started)
+            outcome = ExperimentOutcome("ok", train_path)
+        if "evaluate" in request.stages and prepared.context.is_main:
+            stage = "evaluation"
+            outcome = _evaluate(prepared, model, test_set, train_path)
+    except TrainingInterrupted:
+        raise
+    except Exception as error:  # noqa: BLE001 - recorded, then reported by the caller
+        if not prepared.context.is_main:
+            raise
+        return _record_failure(prepared, stage, error, train_set, test_set)
+    return outcome
+
+
+def checkpoint_name(protocol: Protocol) -> str:
+    """The checkpoint the protocol evaluates: `best.pt` (best validation Dice) or `last.pt`."""
+    return BEST if protocol.evaluation.checkpoint == "best" else LAST
+
+
+def preprocessing(spec: DatasetSpec, protocol: Protocol) -> dict:
+    """What `predict` needs to treat new images like the training data (stored in checkpoints)."""
+    normalization = spec.normalization if isinstance(spec.normalization, str) else {k: list(v) for k, v in spec.normalization.items()}
+    return {
+        "dataset": spec.name,
+        "class_names": list(spec.class_names),
+        "in_channels": spec.in_channels,
+        "normalization": normalization,
+        "resolution": list(protocol.resolution),
+        "eval_policy": spec.eval_policy,
+    }
+
+
+def _evaluate(prepared: Prepared, model: torch.nn.Module, test_set: SegmentationDataset, train_path: Path | None) -> ExperimentOutcome:
+    spec, protocol = prepared.spec, prepared.protocol
+    path = prepared.run_dir / checkpoint_name(protocol)
+    payload = load_checkpoint(path, map_location=prepared.device)
+    model.load_state_dict(payload["model"])
+    backends = kernel_backends(model, test_set[0]["image"].unsqueeze(0), prepared.device, prepared.precision)
+    evaluation = evaluate_model(
+        model, test_set, class_names=spec.class_names, resolution=protocol.resolution, policy=spec.eval_policy,
+        device=prepared.device, precision=prepared.precision, nsd_tolerance=protocol.evaluation.nsd_tolerance_px,
+        saved_cases=protocol.evaluation.saved_cases, progress=prepared.request.progress,
+    )
+    evaluation.metrics["settings"]["checkpoint"] = {
+        "which": protocol.evaluation.checkpoint,
+        "epoch": payload["epoch"] if path.name == BEST else payload["loop"]["epoch"],
+    }
+    files = {"train_record": train_path.name} if train_path is not None else {}
+    eval_path = write_eval_record(
+        evaluation, prepared.request.records_dir, **prepared.record_fields(test_set.record_entry(), backends), files=files
+    )
+    return ExperimentOutcome("ok", train_path, eval_path, metrics=evaluation.metrics)
+
+
+def _identity(prepared: Prepared, train_set: SegmentationDataset) -> dict:
+    """What a checkpoint must match to be resumed: the model config, the data split, the precision."""
+    return {
+        "model": prepared.request.model,
+        "model_config_hash": model_entry(prepared.request.model, prepared.model_config)["config_hash"],
+        "dataset": prepared.spec.name,
+        "split_hash": train_set.record_entry()["split_hash"],
+        "precision": prepared.precision,
+    }
+
+
+def _write_train_record(prepared: Prepared, model, result: TrainResult, train_set, backends: dict, wall_seconds: float) -> Path:
+    records_dir = Path(prepared.request.records_dir)
+    total, trainable = count_parameters(model)
+    iterations = prepared.protocol.total_iterations
+    record = make_record(
+        "train",
+        metrics={
+            "best_val_dice": result.best_val_dice,
+            "best_epoch": result.best_epoch,
+            "final_val_dice": result.final_val_dice,
+            "steps": result.steps,
+            "epochs": result.epochs,
+            "resumed_from_step": result.resumed_from_step,
+        },
+        cost={
+            "params": {"total": total, "trainable": trainable},
+            "train_seconds": round(result.train_seconds, 3),
+            "wall_seconds": round(wall_seconds, 3),
+            "iterations_per_second": round(iterations / result.train_seconds, 3) if result.train_seconds else None,
+            "peak_memory_bytes": result.peak_memory_bytes,
+            "memory_method": result.memory_method,
+            "processes": prepared.context.world_size,
+        },
+        **prepared.record_fields({**train_set.record_entry(), "split_file": split_info(prepared.spec)["split_file"]}, backends),
+    )
+    filename = record_filename(record)
+    log_name = filename.removesuffix(".json") + ".log.csv"
+    atomic_write_text(records_dir / log_name, result.log_path.read_text(encoding="utf-8"))
+    record["files"] = {"log": log_name, "checkpoint": os.path.relpath(result.checkpoint_path("best"), records_dir)}
+    return write_record(record, records_dir, filename)
+
+
+def _record_failure(prepared: Prepared, stage: str, error: Exception, train_set, test_set) -> ExperimentOutcome:
+    status = "oom" if isinstance(error, torch.cuda.OutOfMemoryError) else "failed"
+    message = f"{stage} failed: {type(error).__name__}: {error}"
+    detail = "".join(traceback.format_exception(error, limit=-3))
+    paths = {}
+    for kind, dataset in (("train", train_set), ("eval", test_set)):
+        if kind == "train" and stage != "training":
+            continue
+        record = make_record(kind, status=status, error=f"{message}\n{detail}", **prepared.record_fields(dataset.record_entry()))
+        paths[kind] = write_record(record, prepared.request.records_dir)
+    return ExperimentOutcome(status, paths.get("train"), paths.get("eval"), message)

@@ -1,0 +1,100 @@
+"""Segment a folder of images with trained weights: one mask PNG per image (and optional overlays).
+
+Masks are label maps (pixel value = class index, 0 = background), at each image's own size. Images go
+through the same steps as in training: channels matched to the model, the training dataset's intensity
+normalisation, and its evaluation policy at the training resolution. Checkpoints written by
+`usemabench train` carry those settings; Hub weights do not, so they come from the options
+(`--resolution`, `--normalization`, `--eval-policy`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from usemabench.datasets.imaging import image_to_float, is_image_file, read_image
+from usemabench.datasets.transforms import normalize_image
+from usemabench.runners.evaluate import display_image, write_png
+from usemabench.runners.inference import predict_labels
+from usemabench.runners.precision import resolve_device
+from usemabench.runners.weights import load_weights
+
+# Overlay colours per class (class 0 is not drawn); cycled for more classes.
+PALETTE = np.array([(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180)], dtype=np.float32)
+OVERLAY_ALPHA = 0.45
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    resolution: tuple[int, int]
+    normalization: str | dict
+    eval_policy: str
+
+
+def resolve_settings(stored: dict, resolution: int | None, normalization: str | None, eval_policy: str | None) -> PredictSettings:
+    """Options override what the checkpoint stored; without either, a clear error (resolution) or a default."""
+    if resolution is not None:
+        size = (resolution, resolution)
+    elif "resolution" in stored:
+        size = tuple(stored["resolution"])
+    else:
+        raise ValueError("these weights do not record their training resolution; pass --resolution")
+    return PredictSettings(
+        resolution=size,  # type: ignore[arg-type]
+        normalization=normalization or stored.get("normalization", "zscore"),
+        eval_policy=eval_policy or stored.get("eval_policy", "resize"),
+    )
+
+
+def predict_folder(
+    model_name: str | None,
+    weights: str,
+    input_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    overlay: bool = False,
+    resolution: int | None = None,
+    normalization: str | None = None,
+    eval_policy: str | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> list[Path]:
+    """Write `<output_dir>/<image stem>.png` for every image in `input_dir`; returns the mask paths."""
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if not input_dir.is_dir():
+        raise FileNotFoundError(f"input folder {input_dir} does not exist")
+    images = sorted(path for path in input_dir.iterdir() if is_image_file(path))
+    if not images:
+        raise FileNotFoundError(f"no images (png, jpg, tif, bmp, gif) in {input_dir}")
+    stems = [path.stem for path in images]
+    duplicates = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if duplicates:
+        raise ValueError(f"{input_dir}: several images share the name {duplicates[0]!r}; their masks would overwrite each other")
+    loaded = load_weights(weights, model_name)
+    settings = resolve_settings(loaded.preprocessing, resolution, normalization, eval_policy)
+    torch_device = resolve_device(device)
+    model = loaded.model.to(torch_device)
+    in_channels = model.usemabench_spec["in_channels"]
+    written = []
+    for path in tqdm(images, desc="predict", disable=not progress):
+        raw = read_image(path)
+        image = normalize_image(torch.from_numpy(image_to_float(raw, in_channels, str(path))), settings.normalization)
+        labels = predict_labels(model, image, settings.resolution, settings.eval_policy, torch_device).numpy().astype(np.uint8)
+        written.append(write_png(output_dir / f"{path.stem}.png", labels))
+        if overlay:
+            write_png(output_dir / f"{path.stem}_overlay.png", overlay_image(display_image(image), labels))
+    return written
+
+
+def overlay_image(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """RGB uint8: the image in gray (or colour) with each foreground class tinted in its colour."""
+    rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
+    blended = rgb.astype(np.float32)
+    foreground = labels > 0
+    colours = PALETTE[(labels[foreground].astype(np.int64) - 1) % len(PALETTE)]
+    blended[foreground] = (1 - OVERLAY_ALPHA) * blended[foreground] + OVERLAY_ALPHA * colours
+    return blended.round().astype(np.uint8)

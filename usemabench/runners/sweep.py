@@ -1,0 +1,116 @@
+"""A grid of experiments (models x datasets x seeds under one protocol), locally or on SLURM.
+
+A combination is skipped when an eval record with status `ok` for the same model, dataset, protocol
+(name and hash) and seed is already in `records_dir`; a failed one is run again (its run folder resumes
+where it stopped). A failing combination is recorded as such (`run_experiment` writes the failure
+records) and the sweep goes on. With `--slurm`, each combination is one job submitted through
+`submitit`; jobs write their records themselves, so `usemabench sweep` can be rerun to fill gaps.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from usemabench.datasets import get_dataset_spec
+from usemabench.leaderboard.records import read_records
+from usemabench.runners.experiment import ExperimentOutcome, ExperimentRequest, run_experiment
+from usemabench.runners.protocol import load_protocol
+
+
+@dataclass(frozen=True)
+class SweepItem:
+    request: ExperimentRequest
+    status: str  # "skipped" | "ok" | "failed" | "oom" | "submitted"
+    detail: str = ""
+
+
+def combinations(models: Sequence[str], datasets: Sequence[str], seeds: Sequence[int], template: ExperimentRequest) -> list[ExperimentRequest]:
+    """Every (dataset, model, seed), dataset-major so that each dataset's results fill in together."""
+    return [replace(template, model=model, dataset=dataset, seed=seed) for dataset, model, seed in itertools.product(datasets, models, seeds)]
+
+
+def completed(records_dir: Path, protocol_hash: str) -> set[tuple[str, str, str, int]]:
+    """(model, dataset, protocol name, seed) of every eval record with status ok under this protocol hash."""
+    if not Path(records_dir).is_dir():
+        return set()
+    records, _ = read_records(records_dir, kind="eval")
+    return {
+        (record["model"]["name"], record["dataset"]["name"], record["protocol"]["name"], record["seed"])
+        for record in records
+        if record["status"] == "ok" and record.get("protocol") and record["protocol"].get("hash") == protocol_hash
+        and record.get("model") and record.get("dataset")
+    }
+
+
+def _done(request: ExperimentRequest, finished: set, protocol_name: str) -> bool:
+    # A registered dataset is its name; an ad-hoc source (folder:..., a path) resolves to its inferred name.
+    return (request.model, get_dataset_spec(request.dataset).name, protocol_name, request.seed) in finished
+
+
+def run_sweep(
+    requests: Sequence[ExperimentRequest],
+    *,
+    slurm: dict[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> list[SweepItem]:
+    """Run (or submit) every request not already done; never stops at a failing one."""
+    items: list[SweepItem] = []
+    pending: list[ExperimentRequest] = []
+    finished: dict[tuple[Path, str], set] = {}
+    for request in requests:
+        protocol = load_protocol(request.protocol)
+        key = (Path(request.records_dir), protocol.hash)
+        if key not in finished:
+            finished[key] = completed(*key)
+        if _done(request, finished[key], protocol.name):
+            items.append(SweepItem(request, "skipped", "an ok eval record exists"))
+            log(f"skip   {_label(request)} (record exists)")
+        else:
+            pending.append(request)
+    if slurm is not None:
+        return items + submit_to_slurm(pending, log=log, **slurm)
+    for request in pending:
+        log(f"run    {_label(request)}")
+        try:
+            outcome = run_experiment(request)
+        except Exception as error:  # noqa: BLE001 - bad arguments for one combination must not stop the rest
+            outcome = ExperimentOutcome("failed", error=f"{type(error).__name__}: {error}")
+        detail = outcome.error or f"dice {outcome.metrics['dice']['mean']:.4f}"
+        items.append(SweepItem(request, outcome.status, detail))
+        log(f"{outcome.status:<6} {_label(request)}: {detail.splitlines()[0]}")
+    return items
+
+
+def submit_to_slurm(
+    requests: Sequence[ExperimentRequest],
+    *,
+    folder: str | Path = "runs/slurm",
+    log: Callable[[str], None] = print,
+    cluster: str | None = None,
+    **parameters: Any,
+) -> list[SweepItem]:
+    """One submitit job per request; `parameters` go to `executor.update_parameters` (timeout_min, slurm_partition, ...).
+
+    `cluster="debug"` runs the jobs in this process (submitit's debug executor), which is how it is tested.
+    """
+    import submitit  # lazy: only users with a cluster need it
+
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    executor.update_parameters(**parameters)
+    items = []
+    for request in requests:
+        executor.update_parameters(name=f"usemabench-{request.model}-{request.seed}")
+        job = executor.submit(run_experiment, replace(request, progress=False))
+        items.append(SweepItem(request, "submitted", str(job.job_id)))
+        log(f"submit {_label(request)}: job {job.job_id}")
+        if cluster == "debug":
+            job.result()
+    return items
+
+
+def _label(request: ExperimentRequest) -> str:
+    return f"{request.model} on {request.dataset}, protocol {request.protocol}, seed {request.seed}"
