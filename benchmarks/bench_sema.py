@@ -94,9 +94,9 @@ def linear_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
 
 
 def op_contenders(side: int, device: torch.device) -> dict[str, Callable[..., Tensor]]:
-    sema = lambda backend, order="raster": lambda q, k, v: sema_attention(  # noqa: E731
-        q, k, v, side, side, WINDOW, token_order=order, backend=backend
-    )
+    def sema(backend: str, order: str = "raster") -> Callable[..., Tensor]:
+        return lambda q, k, v: sema_attention(q, k, v, side, side, WINDOW, token_order=order, backend=backend)
+
     contenders = {
         "full_sdpa": full_sdpa(device),
         "full_matmul": full_matmul,
@@ -129,7 +129,9 @@ def block_contenders(side: int, device: torch.device) -> dict[str, Callable[...,
         def block(x: Tensor, weight: Tensor) -> Tensor:
             windowed = to_window_major(x, side, side, WINDOW)
             q, k = F.linear(windowed, weight).chunk(2, dim=-1)
-            out = sema_attention(heads(q), heads(k), heads(windowed), side, side, WINDOW, token_order="window_major", backend=backend)
+            out = sema_attention(
+                heads(q), heads(k), heads(windowed), side, side, WINDOW, token_order="window_major", backend=backend
+            )
             return from_window_major(merge(out), side, side, WINDOW)
 
         return block
@@ -147,7 +149,9 @@ def block_contenders(side: int, device: torch.device) -> dict[str, Callable[...,
 
 def op_inputs(side: int, device: torch.device, dtype: torch.dtype) -> tuple[list[Tensor], Tensor]:
     shape = (1, HEADS, side * side, HEAD_DIM)
-    return [torch.randn(shape, device=device, dtype=dtype).requires_grad_() for _ in range(3)], torch.randn(shape, device=device, dtype=dtype)
+    return [torch.randn(shape, device=device, dtype=dtype).requires_grad_() for _ in range(3)], torch.randn(
+        shape, device=device, dtype=dtype
+    )
 
 
 def block_inputs(side: int, device: torch.device, dtype: torch.dtype) -> tuple[list[Tensor], Tensor]:
@@ -200,7 +204,10 @@ def measure(fn: Callable[..., Tensor], make_inputs: Callable, side: int, device:
     except torch.OutOfMemoryError as error:
         row |= {"status": "oom", "error": str(error).splitlines()[0]}
     except Exception as error:  # noqa: BLE001 - one contender failing must not end the run; it is recorded
-        row |= {"status": "failed", "error": f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"}
+        row |= {
+            "status": "failed",
+            "error": f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
+        }
     finally:
         inputs = grad_output = step = None
         gc.collect()
@@ -235,11 +242,13 @@ def check_backends(device: torch.device, dtype: torch.dtype) -> list[dict]:
             results = [out, *torch.autograd.grad(out, leaves, grad_output)]
             errors = {
                 name: (result.float() - ref).abs().max().item() / max(ref.abs().max().item(), 1.0)
-                for name, result, ref in zip(("out", "dq", "dk", "dv"), results, expected)
+                for name, result, ref in zip(("out", "dq", "dk", "dv"), results, expected, strict=True)
             }
             worst = max(errors.values())
-            checks.append({"backend": backend, "grid": [height, width], "relative_errors": errors, "ok": worst <= CHECK_TOLERANCE})
-            print(f"check {backend:5s} {height}x{width}: worst relative error {worst:.2e} ({'ok' if worst <= CHECK_TOLERANCE else 'FAIL'})", flush=True)
+            ok = worst <= CHECK_TOLERANCE
+            checks.append({"backend": backend, "grid": [height, width], "relative_errors": errors, "ok": ok})
+            verdict = "ok" if ok else "FAIL"
+            print(f"check {backend:5s} {height}x{width}: worst relative error {worst:.2e} ({verdict})", flush=True)
     return checks
 
 
@@ -257,7 +266,8 @@ def target_summary(results: dict) -> dict:
                 speedup = flash["time_ms"]["median"] / row["time_ms"]["median"]
                 memory = row["peak_memory_mb"] / flash["peak_memory_mb"]
                 summary[f"{table}/{name}"] = {
-                    "speedup_vs_full_sdpa": speedup, "memory_vs_full_sdpa": memory,
+                    "speedup_vs_full_sdpa": speedup,
+                    "memory_vs_full_sdpa": memory,
                     "met": speedup >= TARGET_SPEEDUP and memory <= TARGET_MEMORY_RATIO,
                 }
     return summary
@@ -268,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records-dir", type=Path, default=Path("leaderboard/records/bench"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tokens", type=int, nargs="+", help="square token counts (default: by device)")
-    parser.add_argument("--max-dense-tokens", type=int, help="skip full_matmul above this (default: 4096 on CPU, none on CUDA)")
+    parser.add_argument(
+        "--max-dense-tokens", type=int, help="skip full_matmul above this (default: 4096 on CPU, none on CUDA)"
+    )
     parser.add_argument("--time-budget", type=float, help="seconds of timed repeats per cell (default 0.3 CUDA, 1 CPU)")
     parser.add_argument("--threads", type=int, help="CPU threads (1 avoids thread-pool stalls on a shared machine)")
     args = parser.parse_args(argv)
@@ -297,44 +309,66 @@ def main(argv: list[str] | None = None) -> int:
         ):
             for name, fn in contenders.items():
                 if name == "full_matmul" and max_dense is not None and count > max_dense:
-                    row = {"tokens": count, "grid": [side, side], "status": "skipped", "error": f"above --max-dense-tokens {max_dense}"}
+                    row = {
+                        "tokens": count,
+                        "grid": [side, side],
+                        "status": "skipped",
+                        "error": f"above --max-dense-tokens {max_dense}",
+                    }
                 else:
                     row = measure(fn, make_inputs, side, device, dtype, time_budget)
                 results[table].setdefault(name, []).append(row)
                 print_row(table, name, row)
 
     failed = [f"check {c['backend']} {c['grid']}" for c in checks if not c["ok"]]
-    failed += [f"{table}/{name} at {row['tokens']}" for table, contenders in results.items()
-               for name, rows in contenders.items() for row in rows if row["status"] == "failed"]
+    failed += [
+        f"{table}/{name} at {row['tokens']}"
+        for table, contenders in results.items()
+        for name, rows in contenders.items()
+        for row in rows
+        if row["status"] == "failed"
+    ]
     metrics = {
         "variant": "sema_attention",
         "shape": {"batch": 1, "heads": HEADS, "head_dim": HEAD_DIM, "window": WINDOW, "block_channels": CHANNELS},
         "results": results,
-        "targets": {"tokens": TARGET_TOKENS, "speedup": TARGET_SPEEDUP, "memory_ratio": TARGET_MEMORY_RATIO,
-                    "reached": target_summary(results)},
+        "targets": {
+            "tokens": TARGET_TOKENS,
+            "speedup": TARGET_SPEEDUP,
+            "memory_ratio": TARGET_MEMORY_RATIO,
+            "reached": target_summary(results),
+        },
         "correctness": checks,
     }
     cost = {
         "mode": "forward+backward",
-        "timing_method": ("CUDA events" if on_cuda else "time.perf_counter") + " around one forward+backward; median after one warm-up call",
+        "timing_method": ("CUDA events" if on_cuda else "time.perf_counter")
+        + " around one forward+backward; median after one warm-up call",
         "memory_method": (
             "torch.cuda.max_memory_allocated after reset_peak_memory_stats around one forward+backward"
             if on_cuda
             else "usemabench.runners.profile.cpu_allocation_peak of one forward+backward + bytes of the inputs"
-        ) + "; inputs, weights and the output gradient included",
+        )
+        + "; inputs, weights and the output gradient included",
         "wall_seconds": time.perf_counter() - started,
         "load_average_1min": os.getloadavg()[0],  # other work on the machine skews CPU timings
     }
-    backends = {"sema": ["torch", "flex"] if on_cuda and flex_available() else ["torch"],
-                "full_sdpa": "flash" if on_cuda else "default dispatch (flash for cpu)"}
+    backends = {
+        "sema": ["torch", "flex"] if on_cuda and flex_available() else ["torch"],
+        "full_sdpa": "flash" if on_cuda else "default dispatch (flash for cpu)",
+    }
     record = make_record(
-        "bench", status="failed" if failed else "ok", metrics=metrics, cost=cost,
+        "bench",
+        status="failed" if failed else "ok",
+        metrics=metrics,
+        cost=cost,
         environment=environment_info(str(device), precision, backends=backends),
         error=f"failed: {', '.join(failed)} (check tolerance {CHECK_TOLERANCE})" if failed else None,
     )
     path = write_record(record, args.records_dir, record_filename(record).replace("bench_", "bench_sema_", 1))
     for key, reached in metrics["targets"]["reached"].items():
-        print(f"{key}: {reached['speedup_vs_full_sdpa']:.0f}x faster, {reached['memory_vs_full_sdpa']:.2f}x memory of full_sdpa")
+        speedup, memory = reached["speedup_vs_full_sdpa"], reached["memory_vs_full_sdpa"]
+        print(f"{key}: {speedup:.0f}x faster than full_sdpa, {memory:.2f}x its peak memory")
     print(f"wrote {path} ({cost['wall_seconds']:.0f} s)")
     return 1 if failed else 0
 

@@ -53,7 +53,7 @@ def test_torch_backend_equals_reference_forward_and_gradients(height, width, win
         outputs.append(out)
         gradients.append(torch.autograd.grad(out, (q, k, v), grad_output))
     torch.testing.assert_close(outputs[1], outputs[0])
-    for torch_grad, reference_grad in zip(gradients[1], gradients[0]):
+    for torch_grad, reference_grad in zip(gradients[1], gradients[0], strict=True):
         torch.testing.assert_close(torch_grad, reference_grad)
 
 
@@ -98,7 +98,9 @@ def test_mean_term_is_the_mean_over_real_tokens(height, width, window_size) -> N
     for order in ("raster", "window_major"):
         args = [t if order == "raster" else sema.to_window_major(t, height, width, window_size) for t in (q, k, v)]
         with_mean = sema.sema_attention(*args, height, width, window_size, token_order=order, backend="torch")
-        without = sema.sema_attention(*args, height, width, window_size, token_order=order, backend="torch", with_mean=False)
+        without = sema.sema_attention(
+            *args, height, width, window_size, token_order=order, backend="torch", with_mean=False
+        )
         difference = with_mean - without
         if order == "window_major":
             difference = sema.from_window_major(difference, height, width, window_size)
@@ -143,7 +145,7 @@ def test_flex_backend_equals_reference_on_gpu(height, width, window_size) -> Non
     for backend in ("reference", "flex"):
         out = sema.sema_attention(q, k, v, height, width, window_size, backend=backend)
         results[backend] = (out, *torch.autograd.grad(out, (q, k, v), grad_output))
-    for flex_tensor, reference_tensor in zip(results["flex"], results["reference"]):
+    for flex_tensor, reference_tensor in zip(results["flex"], results["reference"], strict=True):
         torch.testing.assert_close(flex_tensor, reference_tensor, atol=2e-3, rtol=2e-3)
 
 
@@ -156,7 +158,7 @@ def test_counting_op_matches_reference_and_runs_on_meta(height, width, window_si
         out = sema.sema_attention(q, k, v, height, width, window_size)
         grads = torch.autograd.grad(out.sum(), (q, k, v))
     torch.testing.assert_close(out, expected)
-    for grad, expected_grad in zip(grads, expected_grads):
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
         torch.testing.assert_close(grad, expected_grad)
 
     # window-major tokens: the op's hand-written backward against autograd through the torch backend
@@ -168,7 +170,7 @@ def test_counting_op_matches_reference_and_runs_on_meta(height, width, window_si
         out = sema.sema_attention(*windowed, height, width, window_size, token_order="window_major")
         grads = torch.autograd.grad(out, windowed, grad_output)
     torch.testing.assert_close(out, expected)
-    for grad, expected_grad in zip(grads, expected_grads):
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
         torch.testing.assert_close(grad, expected_grad)
 
     meta = [torch.empty(1, 4, height * width, 32, device="meta", requires_grad=True) for _ in range(3)]
@@ -229,6 +231,8 @@ def test_flex_casts_mixed_dtypes_like_autocast_casts_sdpa() -> None:
 
     q, k, v = qkv(1, 2, 13 * 21, head_dim=8, dtype=torch.float32, grad=False)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = sema.flex_sema_attention(q.bfloat16(), k.bfloat16(), v, sema.WindowGrid(13, 21, 8), attention=flex_attention)
+        out = sema.flex_sema_attention(
+            q.bfloat16(), k.bfloat16(), v, sema.WindowGrid(13, 21, 8), attention=flex_attention
+        )
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), sema.reference_sema_attention(q, k, v, 13, 21, 8), atol=3e-2, rtol=3e-2)

@@ -48,7 +48,9 @@ def test_sema_mixer_equals_raster_reference_plus_lepe() -> None:
     x = torch.randn(2, HEIGHT * WIDTH, 16, dtype=torch.float64)
     q, k = mixer.qk(x).chunk(2, dim=-1)
     heads = lambda t: t.reshape(2, -1, 2, 8).transpose(1, 2)  # noqa: E731
-    attention = reference_sema_attention(heads(q), heads(k), heads(x), HEIGHT, WIDTH, 4).transpose(1, 2).reshape(2, -1, 16)
+    attention = (
+        reference_sema_attention(heads(q), heads(k), heads(x), HEIGHT, WIDTH, 4).transpose(1, 2).reshape(2, -1, 16)
+    )
     lepe = mixer.lepe(x.transpose(1, 2).reshape(2, 16, HEIGHT, WIDTH)).flatten(2).transpose(1, 2)
     torch.testing.assert_close(mixer(x, HEIGHT, WIDTH), attention + lepe)
     mixer.backend = "reference"
@@ -59,7 +61,9 @@ def test_window_mixer_is_sema_without_the_mean() -> None:
     sema, window = build_token_mixer("sema", 16, 2, 4), build_token_mixer("window", 16, 2, 4)
     window.load_state_dict(sema.state_dict())
     x = torch.randn(2, HEIGHT * WIDTH, 16)
-    torch.testing.assert_close(sema(x, HEIGHT, WIDTH) - window(x, HEIGHT, WIDTH), x.mean(dim=1, keepdim=True).expand_as(x))
+    torch.testing.assert_close(
+        sema(x, HEIGHT, WIDTH) - window(x, HEIGHT, WIDTH), x.mean(dim=1, keepdim=True).expand_as(x)
+    )
 
 
 def test_linear_attention_is_a_normalised_kernel_average() -> None:
@@ -127,7 +131,11 @@ def test_transposed_upsampling_option_runs() -> None:
 
 def test_registered_names_and_reconstruction_labels() -> None:
     names = set(list_models("usema*"))
-    expected = {f"usema_{size}{suffix}" for size in ("t", "s", "b", "tiny") for suffix in ("", "_full", "_linear", "_window", "_mean", "_none")}
+    expected = {
+        f"usema_{size}{suffix}"
+        for size in ("t", "s", "b", "tiny")
+        for suffix in ("", "_full", "_linear", "_window", "_mean", "_none")
+    }
     assert names == expected
     for name in expected:
         info = get_model_info(name)

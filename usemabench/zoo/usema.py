@@ -20,7 +20,10 @@ from usemabench.zoo.layers.conv import ResidualStage, UpsampleConcat
 from usemabench.zoo.layers.mixers import TOKEN_MIXERS, MambaLikeBlock
 from usemabench.zoo.registry import register_model
 
-PAPER = "Dayag, Tran, Xin. USEMA: a Scalable Efficient Mamba Like Attention for Medical Image Segmentation. arXiv 2605.11131 (2026)"
+PAPER = (
+    "Dayag, Tran, Xin. USEMA: a Scalable Efficient Mamba Like Attention for Medical Image Segmentation. "
+    "arXiv 2605.11131 (2026)"
+)
 CODE = "no public code; reconstructed per USEMA_SPEC.md on bowang-lab/U-Mamba (UMambaEnc_2d.py) and LeapLabTHU/MLLA"
 MIXERS = (*TOKEN_MIXERS, "none")
 PLACEMENTS = ("enc", "bot")
@@ -93,8 +96,15 @@ class USEMA(nn.Module):
         super().__init__()
         stages = len(widths)
         if not (len(conv_depths) == len(sema_depths) == stages):
-            raise ValueError(f"widths, conv_depths and sema_depths need one entry per stage; got {widths}, {conv_depths}, {sema_depths}")
-        for option, value, allowed in (("placement", placement, PLACEMENTS), ("mixer", mixer, MIXERS), ("upsample", upsample, UPSAMPLERS)):
+            raise ValueError(
+                "widths, conv_depths and sema_depths need one entry per stage; "
+                f"got {widths}, {conv_depths}, {sema_depths}"
+            )
+        for option, value, allowed in (
+            ("placement", placement, PLACEMENTS),
+            ("mixer", mixer, MIXERS),
+            ("upsample", upsample, UPSAMPLERS),
+        ):
             if value not in allowed:
                 raise ValueError(f"USEMA: {option} {value!r} is not one of {allowed}")
         if placement == "bot":
@@ -105,11 +115,18 @@ class USEMA(nn.Module):
 
         self.encoder = nn.ModuleList(
             # reconstructed: no separate stem; the first stage keeps full resolution, the others halve it
-            ResidualStage(in_channels if index == 0 else widths[index - 1], widths[index], conv_depths[index], 1 if index == 0 else 2)
+            ResidualStage(
+                in_channels if index == 0 else widths[index - 1],
+                widths[index],
+                conv_depths[index],
+                1 if index == 0 else 2,
+            )
             for index in range(stages)
         )
         upsampler = NearestUpsampleConcat if upsample == "nearest" else UpsampleConcat
-        self.upsamplers = nn.ModuleList(upsampler(widths[index + 1], widths[index]) for index in reversed(range(stages - 1)))
+        self.upsamplers = nn.ModuleList(
+            upsampler(widths[index + 1], widths[index]) for index in reversed(range(stages - 1))
+        )
         self.decoder = nn.ModuleList(
             ResidualStage(2 * widths[index], widths[index], decoder_depth) for index in reversed(range(stages - 1))
         )
@@ -125,22 +142,32 @@ class USEMA(nn.Module):
                 self.sema_stages.append(nn.Identity())
                 continue
             if widths[index] % head_dim:
-                raise ValueError(f"USEMA: width {widths[index]} of stage {index + 1} is not a multiple of head_dim {head_dim}")
+                raise ValueError(
+                    f"USEMA: width {widths[index]} of stage {index + 1} is not a multiple of head_dim {head_dim}"
+                )
             used = sum(sema_depths[:index])
             self.sema_stages.append(
                 SEMAStage(
-                    widths[index], depth, widths[index] // head_dim, drop_paths[used : used + depth],
-                    mixer=mixer, window_size=window_size, mlp_ratio=mlp_ratio, backend=attention_backend,
+                    widths[index],
+                    depth,
+                    widths[index] // head_dim,
+                    drop_paths[used : used + depth],
+                    mixer=mixer,
+                    window_size=window_size,
+                    mlp_ratio=mlp_ratio,
+                    backend=attention_backend,
                 )
             )
 
     def forward(self, x: Tensor) -> Tensor | list[Tensor]:
         skips = []
-        for conv_stage, sema_stage in zip(self.encoder, self.sema_stages):
+        for conv_stage, sema_stage in zip(self.encoder, self.sema_stages, strict=True):
             x = sema_stage(conv_stage(x))
             skips.append(x)
         outputs = []
-        for upsampler, stage, head, skip in zip(self.upsamplers, self.decoder, self.heads, reversed(skips[:-1])):
+        for upsampler, stage, head, skip in zip(
+            self.upsamplers, self.decoder, self.heads, reversed(skips[:-1]), strict=True
+        ):
             x = stage(upsampler(x, skip))
             outputs.append(head(x))
         if self.training and self.deep_supervision:
@@ -176,21 +203,46 @@ RECONSTRUCTED = (
 
 # Stage-by-stage settings (USEMA_SPEC.md): widths /1../16, conv blocks per encoder stage, SEMA blocks per stage.
 SIZES = {
-    "t": dict(widths=(32, 64, 128, 256, 512), conv_depths=(1, 1, 1, 1, 1), sema_depths=(0, 0, 1, 1, 2), drop_path_rate=0.1),
-    "s": dict(widths=(32, 64, 128, 256, 512), conv_depths=(1, 2, 2, 2, 2), sema_depths=(0, 0, 2, 2, 4), drop_path_rate=0.2),
-    "b": dict(widths=(48, 96, 192, 384, 768), conv_depths=(1, 2, 2, 2, 2), sema_depths=(0, 0, 2, 4, 4), drop_path_rate=0.3),
+    "t": dict(
+        widths=(32, 64, 128, 256, 512), conv_depths=(1, 1, 1, 1, 1), sema_depths=(0, 0, 1, 1, 2), drop_path_rate=0.1
+    ),
+    "s": dict(
+        widths=(32, 64, 128, 256, 512), conv_depths=(1, 2, 2, 2, 2), sema_depths=(0, 0, 2, 2, 4), drop_path_rate=0.2
+    ),
+    "b": dict(
+        widths=(48, 96, 192, 384, 768), conv_depths=(1, 2, 2, 2, 2), sema_depths=(0, 0, 2, 4, 4), drop_path_rate=0.3
+    ),
 }
 # A CPU-sized model with the same code paths, the test stand-in for the sizes above.
 TINY = dict(widths=(8, 16, 32, 64, 128), conv_depths=(1, 1, 1, 1, 1), sema_depths=(0, 0, 1, 1, 1), drop_path_rate=0.1)
-COMMON = dict(placement="enc", head_dim=32, window_size=8, mlp_ratio=4.0, decoder_depth=1, upsample="nearest",
-              deep_supervision=True, attention_backend="auto")
-RESOLUTION_POLICY = "any size (padded to /16); SEMA windows of 8x8 tokens, maps padded to whole windows; no position embeddings"
+COMMON = dict(
+    placement="enc",
+    head_dim=32,
+    window_size=8,
+    mlp_ratio=4.0,
+    decoder_depth=1,
+    upsample="nearest",
+    deep_supervision=True,
+    attention_backend="auto",
+)
+RESOLUTION_POLICY = (
+    "any size (padded to /16); SEMA windows of 8x8 tokens, maps padded to whole windows; no position embeddings"
+)
 
 
 def _register(name: str, config: dict, small: bool, test_variant: str | None) -> None:
     register_model(
-        family="usema", paper=PAPER, code=CODE, name=name, config=config, size_divisor=16, size_policy="pad",
-        resolution_policy=RESOLUTION_POLICY, reconstructed=RECONSTRUCTED, small=small, test_variant=test_variant,
+        family="usema",
+        paper=PAPER,
+        code=CODE,
+        name=name,
+        config=config,
+        size_divisor=16,
+        size_policy="pad",
+        resolution_policy=RESOLUTION_POLICY,
+        reconstructed=RECONSTRUCTED,
+        small=small,
+        test_variant=test_variant,
     )(build_usema)
 
 
@@ -198,4 +250,9 @@ for _mixer in MIXERS:
     _suffix = "" if _mixer == "sema" else f"_{_mixer}"
     _register(f"usema_tiny{_suffix}", {**COMMON, **TINY, "mixer": _mixer}, small=True, test_variant=None)
     for _size, _settings in SIZES.items():
-        _register(f"usema_{_size}{_suffix}", {**COMMON, **_settings, "mixer": _mixer}, small=False, test_variant=f"usema_tiny{_suffix}")
+        _register(
+            f"usema_{_size}{_suffix}",
+            {**COMMON, **_settings, "mixer": _mixer},
+            small=False,
+            test_variant=f"usema_tiny{_suffix}",
+        )

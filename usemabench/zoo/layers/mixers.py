@@ -74,8 +74,13 @@ class SEMAAttention(_QKAttention):
     """
 
     def __init__(
-        self, dim: int, num_heads: int, window_size: int = 8, with_mean: bool = True,
-        backend: str = "auto", qkv_bias: bool = True,
+        self,
+        dim: int,
+        num_heads: int,
+        window_size: int = 8,
+        with_mean: bool = True,
+        backend: str = "auto",
+        qkv_bias: bool = True,
     ) -> None:
         super().__init__(dim, num_heads, qkv_bias)
         self.window_size, self.with_mean, self.backend = window_size, with_mean, backend
@@ -86,13 +91,21 @@ class SEMAAttention(_QKAttention):
         q, k = self.queries_and_keys(windowed)
         v = _split_heads(windowed, self.num_heads)
         out = sema_attention(
-            q, k, v, height, width, self.window_size,
-            with_mean=self.with_mean, token_order="window_major", backend=self.backend,
+            q,
+            k,
+            v,
+            height,
+            width,
+            self.window_size,
+            with_mean=self.with_mean,
+            token_order="window_major",
+            backend=self.backend,
         )
         return from_window_major(_merge_heads(out), height, width, self.window_size) + lepe
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, window_size={self.window_size}, with_mean={self.with_mean}, backend={self.backend}"
+        options = f"window_size={self.window_size}, with_mean={self.with_mean}, backend={self.backend}"
+        return f"{super().extra_repr()}, {options}"
 
 
 class FullAttention(_QKAttention):
@@ -164,8 +177,15 @@ class MambaLikeBlock(nn.Module):
     """
 
     def __init__(
-        self, dim: int, num_heads: int, mixer: str = "sema", window_size: int = 8, mlp_ratio: float = 4.0,
-        drop_path: float = 0.0, backend: str = "auto", qkv_bias: bool = True,
+        self,
+        dim: int,
+        num_heads: int,
+        mixer: str = "sema",
+        window_size: int = 8,
+        mlp_ratio: float = 4.0,
+        drop_path: float = 0.0,
+        backend: str = "auto",
+        qkv_bias: bool = True,
     ) -> None:
         super().__init__()
         self.cpe1 = depthwise_conv3x3(dim)

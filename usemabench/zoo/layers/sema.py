@@ -70,7 +70,9 @@ class WindowGrid:
 
     def __post_init__(self) -> None:
         if min(self.height, self.width) < 1 or self.window_size < 1:
-            raise ValueError(f"need height, width and window_size >= 1; got {self.height}, {self.width}, {self.window_size}")
+            raise ValueError(
+                f"need height, width and window_size >= 1; got {self.height}, {self.width}, {self.window_size}"
+            )
 
     @property
     def window_height(self) -> int:
@@ -120,7 +122,9 @@ def to_window_major(x: Tensor, height: int, width: int, window_size: int) -> Ten
     pad_w = grid.windows_across * grid.window_width - width
     if pad_h or pad_w:
         image = F.pad(image, (0, 0, 0, pad_w, 0, pad_h))
-    tiles = image.reshape(*lead, grid.windows_down, grid.window_height, grid.windows_across, grid.window_width, channels)
+    tiles = image.reshape(
+        *lead, grid.windows_down, grid.window_height, grid.windows_across, grid.window_width, channels
+    )
     return tiles.transpose(-4, -3).reshape(*lead, grid.padded_tokens, channels)
 
 
@@ -144,6 +148,12 @@ def _valid_tokens(grid: WindowGrid, device: torch.device) -> Tensor:
     return to_window_major(ones, grid.height, grid.width, grid.window_size)[:, 0]
 
 
+def _window_major_inputs(grid: WindowGrid, token_order: str, *tensors: Tensor) -> list[Tensor]:
+    if token_order == "window_major":
+        return list(tensors)
+    return [to_window_major(t, grid.height, grid.width, grid.window_size) for t in tensors]
+
+
 def _mean_over_valid_tokens(v: Tensor, grid: WindowGrid, token_order: str) -> Tensor:
     """(..., 1, d_v): the mean of v over the real tokens (padding excluded)."""
     if token_order == "raster" or not grid.is_padded:
@@ -153,8 +163,14 @@ def _mean_over_valid_tokens(v: Tensor, grid: WindowGrid, token_order: str) -> Te
 
 
 def sema_attention_macs(
-    batch: int, heads: int, height: int, width: int, head_dim: int, window_size: int,
-    value_dim: int | None = None, with_mean: bool = True,
+    batch: int,
+    heads: int,
+    height: int,
+    width: int,
+    head_dim: int,
+    window_size: int,
+    value_dim: int | None = None,
+    with_mean: bool = True,
 ) -> int:
     """Forward multiply-accumulates of one call (formula in the module docstring)."""
     grid = WindowGrid(height, width, window_size)
@@ -189,7 +205,7 @@ def torch_sema_attention(
 ) -> Tensor:
     """Window partition + F.scaled_dot_product_attention; no N x N tensor."""
     raster = token_order == "raster"
-    qw, kw, vw = (to_window_major(t, grid.height, grid.width, grid.window_size) for t in (q, k, v)) if raster else (q, k, v)
+    qw, kw, vw = _window_major_inputs(grid, token_order, q, k, v)
     lead = qw.shape[:-2]
     windows, tokens = grid.num_windows, grid.tokens_per_window
     attn_mask = None
@@ -223,10 +239,11 @@ def flex_available() -> bool:
 def window_block_mask(grid: WindowGrid, device: torch.device):
     """BlockMask for window-major tokens padded to a multiple of FLEX_BLOCK_SIZE.
 
-    Token t belongs to window t // T. A query block of 128 tokens needs the key blocks of the contiguous run
-    covering its windows that hold a real (not padding) token of one of them; a pair is `full` (no mask_mod call) when both blocks lie inside one window and the
-    key block holds no padding, else `partial`. The mask_mod states the whole rule (same window and key not
-    padding), so it alone is also correct. Tokens past the last window form filler windows of their own.
+    Token t belongs to window t // T. A query block of 128 tokens needs the key blocks, among the contiguous
+    run covering its windows, that hold a real (not padding) token of one of them. A pair is `full` (no
+    mask_mod call) when both blocks lie inside one window and the key block holds no padding, else
+    `partial`. The mask_mod states the whole rule (same window and key not padding), so it alone is also
+    correct. Tokens past the last window form filler windows of their own.
     """
     from torch.nn.attention.flex_attention import BlockMask
 
@@ -250,7 +267,9 @@ def window_block_mask(grid: WindowGrid, device: torch.device):
     valid_keys = key_valid.view(num_blocks, block)
     first_valid_window = torch.where(valid_keys, window_of_key, length).amin(dim=1)
     last_valid_window = torch.where(valid_keys, window_of_key, -1).amax(dim=1)
-    in_run &= (first_valid_window[candidates] <= last_window[:, None]) & (last_valid_window[candidates] >= first_window[:, None])
+    in_run &= (first_valid_window[candidates] <= last_window[:, None]) & (
+        last_valid_window[candidates] >= first_window[:, None]
+    )
 
     block_all_valid = valid_keys.all(dim=1)
     single_window = first_window == last_window
@@ -297,7 +316,12 @@ def _compiled_flex_attention() -> Callable:
 
 
 def flex_sema_attention(
-    q: Tensor, k: Tensor, v: Tensor, grid: WindowGrid, with_mean: bool = True, token_order: str = "raster",
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    grid: WindowGrid,
+    with_mean: bool = True,
+    token_order: str = "raster",
     attention: Callable | None = None,
 ) -> Tensor:
     """FlexAttention on window-major tokens with `window_block_mask`; `attention` defaults to compiled flex."""
@@ -306,7 +330,7 @@ def flex_sema_attention(
         dtype = torch.get_autocast_dtype(q.device.type)
         q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
     raster = token_order == "raster"
-    qw, kw, vw = (to_window_major(t, grid.height, grid.width, grid.window_size) for t in (q, k, v)) if raster else (q, k, v)
+    qw, kw, vw = _window_major_inputs(grid, token_order, q, k, v)
     tail = -grid.padded_tokens % FLEX_BLOCK_SIZE
     if tail:
         qw, kw, vw = (F.pad(t, (0, 0, 0, tail)) for t in (qw, kw, vw))
@@ -337,8 +361,15 @@ def _sema_attention_fake(q, k, v, height, width, window_size, with_mean, window_
 
 @torch.library.custom_op("usemabench::sema_attention_backward", mutates_args=())
 def sema_attention_backward_op(
-    grad_output: Tensor, q: Tensor, k: Tensor, v: Tensor,
-    height: int, width: int, window_size: int, with_mean: bool, window_major: bool,
+    grad_output: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    height: int,
+    width: int,
+    window_size: int,
+    with_mean: bool,
+    window_major: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Gradients (dq, dk, dv) of `usemabench::sema_attention` (counting mode only), written out per window:
 
@@ -417,8 +448,16 @@ def resolve_backend(backend: str, device: torch.device) -> str:
 
 
 def sema_attention(
-    q: Tensor, k: Tensor, v: Tensor, height: int, width: int, window_size: int, *,
-    with_mean: bool = True, token_order: str = "raster", backend: str = "auto",
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    height: int,
+    width: int,
+    window_size: int,
+    *,
+    with_mean: bool = True,
+    token_order: str = "raster",
+    backend: str = "auto",
 ) -> Tensor:
     """SEMA (window softmax attention + mean of v) on (B, heads, tokens, d); see the module docstring."""
     if token_order not in TOKEN_ORDERS:
