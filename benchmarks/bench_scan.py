@@ -13,7 +13,7 @@ Measured per (backend, L), on the GPU:
   (the first call compiles the Triton kernels); median of enough repeats to fill ~0.4 s (3 to 50).
 - memory: `torch.cuda.max_memory_allocated` after `reset_peak_memory_stats` around one forward+backward,
   reported absolute (inputs and output gradient included) and above what was allocated before the call.
-- a call that runs out of memory is recorded as `oom` and the run goes on.
+- a call that runs out of memory is recorded as `oom`, one that raises as `failed`, and the run goes on.
 
 Usage (one `bench` record under --records-dir; well under 90 s on an H100):
     python benchmarks/bench_scan.py
@@ -43,6 +43,7 @@ DIM, D_STATE = 256, 16
 LENGTHS = (4096, 16384, 65536, 131072, 262144)
 BACKENDS = ("torch", "triton", "cuda")
 CHECK_LENGTH, CHECK_DIM = 512, 64
+SWEEP_LENGTH = 65536
 TIME_BUDGET_S = 0.4
 # --check passes when max |error| <= tol * max(max |reference|, 1) against float64, as in the tests.
 CHECK_TOLERANCE = {torch.float32: 2e-5, torch.bfloat16: 1e-2}
@@ -113,6 +114,11 @@ def relative_errors(results: dict[str, torch.Tensor], reference: dict[str, torch
     }
 
 
+def tensor_label(name: str) -> str:
+    """'y' for the output, 'dX' for the gradient of input X."""
+    return name if name == "y" else f"d{name}"
+
+
 def release_memory() -> None:
     gc.collect()
     torch.cuda.empty_cache()
@@ -124,6 +130,8 @@ def measure(scan: ScanFn, length: int, device: str) -> dict:
         result = {"length": length, "status": "ok"} | _time_and_memory(scan, length, device)
     except torch.cuda.OutOfMemoryError as error:
         result = {"length": length, "status": "oom", "error": str(error).splitlines()[0]}
+    except Exception as error:  # a kernel that fails to compile or run is recorded; the other runs go on
+        result = {"length": length, "status": "failed", "error": f"{type(error).__name__}: {error}"[:2000]}
     release_memory()
     return result
 
@@ -150,15 +158,15 @@ def _time_and_memory(scan: ScanFn, length: int, device: str) -> dict:
     }
 
 
-def print_result(backend: str, result: dict) -> None:
+def print_result(label: str, result: dict) -> None:
     if result["status"] == "ok":
         print(
-            f"  {backend:7s} L={result['length']:7d}  {result['time_ms']['median']:9.3f} ms  "
+            f"  {label:7s} L={result['length']:7d}  {result['time_ms']['median']:9.3f} ms  "
             f"{result['peak_memory_mb']:9.1f} MiB peak ({result['peak_memory_above_inputs_mb']:.1f} above inputs)",
             flush=True,
         )
     else:
-        print(f"  {backend:7s} L={result['length']:7d}  {result['status']}: {result.get('error', '')}", flush=True)
+        print(f"  {label:7s} L={result['length']:7d}  {result['status']}: {result.get('error', '')[:300]}", flush=True)
 
 
 def available(backends: list[str], device: str) -> tuple[list[str], dict[str, str]]:
@@ -198,17 +206,19 @@ def sweep_triton_configs(device: str) -> list[dict]:
 
     configs = [
         ScanTritonConfig(),
+        ScanTritonConfig(num_warps=4),
         ScanTritonConfig(chunk_size=64, block_d=4),
         ScanTritonConfig(chunk_size=128, block_d=1),
         ScanTritonConfig(chunk_size=128, block_d=4),
         ScanTritonConfig(chunk_size=256, block_d=1),
-        ScanTritonConfig(chunk_size=128, block_d=2, num_warps=4),
+        ScanTritonConfig(channel_split=16),
     ]
     rows = []
     for config in configs:
-        result = measure(backend_fn("triton", config), 65536, device)
+        result = measure(backend_fn("triton", config), SWEEP_LENGTH, device)
         rows.append({"config": asdict(config)} | result)
-        print_result(f"{config.chunk_size}/{config.block_d}/{config.num_warps}", result)
+        changed = {k: v for k, v in asdict(config).items() if v != getattr(ScanTritonConfig(), k)}
+        print_result(f"triton {changed or 'default'}", result)
     return rows
 
 
@@ -220,10 +230,16 @@ def run_benchmark(args: argparse.Namespace) -> int:
     inputs, grad_output = scan_inputs(CHECK_LENGTH, CHECK_DIM, D_STATE, torch.bfloat16, device, seed=1)
     reference = reference_output_and_grads(inputs, grad_output, torch.float32)
     for backend in backends:
-        errors = relative_errors(output_and_grads(backend_fn(backend), inputs, grad_output), reference)
-        correctness[backend] = {"length": CHECK_LENGTH, "dim": CHECK_DIM, "max_error_relative_to_max": errors}
+        correctness[backend] = {"length": CHECK_LENGTH, "dim": CHECK_DIM}
+        try:
+            errors = relative_errors(output_and_grads(backend_fn(backend), inputs, grad_output), reference)
+        except Exception as error:  # recorded; the timing below records its own failure
+            correctness[backend]["error"] = f"{type(error).__name__}: {error}"[:2000]
+            print(f"  {backend}: failed: {correctness[backend]['error'][:300]}", flush=True)
+            continue
+        correctness[backend]["max_error_relative_to_max"] = errors
         worst = max(errors, key=errors.get)
-        print(f"  {backend}: worst error vs the float32 reference {errors[worst]:.2e} (d{worst})")
+        print(f"  {backend}: worst error vs the float32 reference {errors[worst]:.2e} ({tensor_label(worst)})", flush=True)
     del inputs, grad_output, reference
     for backend in backends:
         results[backend] = []
@@ -281,13 +297,18 @@ def run_check(args: argparse.Namespace) -> int:
             inputs, grad_output = scan_inputs(length, dim, d_state, dtype, DEVICE, batch=batch, groups=groups, seed=2)
             reference = reference_output_and_grads(inputs, grad_output, torch.float64)
             for backend in backends:
-                errors = relative_errors(output_and_grads(backend_fn(backend), inputs, grad_output), reference)
+                label = f"{backend:6s} {str(dtype)[6:]:8s} batch={batch} dim={dim} L={length} N={d_state} groups={groups}"
+                try:
+                    errors = relative_errors(output_and_grads(backend_fn(backend), inputs, grad_output), reference)
+                except Exception as error:  # report and go on to the other cases
+                    failures += 1
+                    print(f"FAIL {label}: {type(error).__name__}: {str(error)[:500]}", flush=True)
+                    continue
                 worst = max(errors, key=errors.get)
                 ok = errors[worst] <= CHECK_TOLERANCE[dtype]
                 failures += not ok
                 print(
-                    f"{'ok  ' if ok else 'FAIL'} {backend:6s} {str(dtype)[6:]:8s} batch={batch} dim={dim} L={length} "
-                    f"N={d_state} groups={groups}: worst {worst} {errors[worst]:.2e} "
+                    f"{'ok  ' if ok else 'FAIL'} {label}: worst {tensor_label(worst)} {errors[worst]:.2e} "
                     f"(tol {CHECK_TOLERANCE[dtype]:.0e})",
                     flush=True,
                 )

@@ -53,7 +53,7 @@ class ScanTritonConfig:
     """Tile sizes (powers of two). Defaults are a guess for an H100 at D=256, N=16; `benchmarks/bench_scan.py`
     times alternatives.
 
-    chunk_size: tokens per chunk (lowered to the sequence length's power of two for short sequences).
+    chunk_size: tokens per chunk (lowered to the sequence length's power of two, at least 16, for short ones).
     block_d: channels per program (lowered to the largest power of two dividing the channels per group).
     carry_block_rows, carry_block_chunks: the (b, d, n) rows x chunks tile of the carry scan.
     channel_split: programs sharing one group's channels in the gradient kernel (their dB, dC are added
@@ -371,8 +371,8 @@ def _backward_gradients_kernel(
     state_tokens = group_offset + offs_n[:, None].to(tl.int64) * L + offs_t[None, :]
     mask = mask_n[:, None] & mask_t[None, :]
     if ATOMIC_BC:
-        tl.atomic_add(dB_ptr + state_tokens, dB, mask=mask)
-        tl.atomic_add(dC_ptr + state_tokens, dC, mask=mask)
+        tl.atomic_add(dB_ptr + state_tokens, dB, mask=mask, sem="relaxed")
+        tl.atomic_add(dC_ptr + state_tokens, dC, mask=mask, sem="relaxed")
     else:
         tl.store(dB_ptr + state_tokens, dB, mask=mask)
         tl.store(dC_ptr + state_tokens, dC, mask=mask)
@@ -420,8 +420,10 @@ def _plan(u: Tensor, A: Tensor, groups: int, config: ScanTritonConfig) -> _Launc
         if value < 1 or value & (value - 1):
             raise ValueError(f"ScanTritonConfig.{name} must be a power of two, got {value}")
     batch, dim, length = u.shape
+    if length == 0 or batch == 0:
+        raise ValueError(f"selective_scan_triton: empty input, u has shape {tuple(u.shape)}")
     d_state = A.shape[1]
-    chunk = min(config.chunk_size, triton.next_power_of_2(length))
+    chunk = min(config.chunk_size, max(16, triton.next_power_of_2(length)))  # no scans over 1-element axes
     n_chunks = triton.cdiv(length, chunk)
     block_d = _largest_power_of_two_dividing(dim // groups, config.block_d)
     n_pad = triton.next_power_of_2(d_state)
