@@ -1,0 +1,35 @@
+"""The main job (`usemabench run` with no arguments), shrunk to one model, one profile size and a tiny protocol."""
+
+from __future__ import annotations
+
+import usemabench.runners.main_job as main_job
+from usemabench.cli import main
+from usemabench.leaderboard.records import read_records
+
+
+def test_main_job_trains_evaluates_profiles_and_builds_the_leaderboard(blob_folder, tiny_protocol_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(main_job, "DEFAULT_FAMILY_MODELS", ("nnunet", "not_a_registered_model"))
+    monkeypatch.setattr(main_job, "DATASET", f"folder:{blob_folder}")
+    monkeypatch.setattr(main_job, "PROTOCOL", str(tiny_protocol_file))
+    monkeypatch.setattr(main_job, "PROFILE_RESOLUTIONS", (32,))
+    monkeypatch.setattr(main_job, "PROFILE_MODES", ("infer",))
+    monkeypatch.setattr(main_job, "PROFILE_SETTINGS", {"repeats": 1, "warmup": 0, "batch": 1})
+    argv = ["run", "--runs-dir", str(tmp_path / "runs"), "--records-dir", str(tmp_path / "leaderboard" / "records"),
+            "--leaderboard-dir", str(tmp_path / "leaderboard"), "--reports-dir", str(tmp_path / "reports"),
+            "--device", "cpu", "--no-progress"]
+    assert main(argv) == 0
+    output = capsys.readouterr().out
+    assert "model 'not_a_registered_model' is not registered; skipped" in output
+    assert "GMACs" in output  # the profiler's summary line
+    records, skipped = read_records(tmp_path / "leaderboard" / "records")
+    assert not skipped
+    assert sorted((record["kind"], record["model"]["name"]) for record in records) == [
+        ("eval", "nnunet_small"), ("profile", "nnunet_small"), ("train", "nnunet_small")
+    ]
+    assert "nnunet_small" in (tmp_path / "leaderboard" / "LEADERBOARD.md").read_text()
+    assert (tmp_path / "reports" / "index.html").is_file()
+
+    assert main(argv) == 0
+    output = capsys.readouterr().out
+    assert "(record exists)" in output and "GMACs" not in output
+    assert len(read_records(tmp_path / "leaderboard" / "records")[0]) == 3

@@ -1,0 +1,57 @@
+"""`usemabench sweep`: skips finished combinations, records a failure and goes on, submits through submitit."""
+
+from __future__ import annotations
+
+import pytest
+
+import usemabench.runners.experiment as experiment
+from usemabench.cli import main
+from usemabench.leaderboard.records import read_records
+from usemabench.runners.experiment import ExperimentRequest
+from usemabench.runners.sweep import combinations, run_sweep
+
+
+def sweep_cli(blob_folder, protocol, tmp_path, seeds="0,1"):
+    return main([
+        "sweep", "--models", "nnunet_small", "--datasets", f"folder:{blob_folder}", "--seeds", seeds,
+        "--protocol", str(protocol), "--runs-dir", str(tmp_path / "runs"), "--records-dir", str(tmp_path / "records"),
+        "--device", "cpu", "--no-progress",
+    ])
+
+
+def test_sweep_goes_on_past_a_failure_then_skips_what_is_done(blob_folder, tiny_protocol_file, tmp_path, monkeypatch, capsys):
+    real_train = experiment.train
+
+    def fails_for_seed_0(*args, **kwargs):
+        if kwargs["seed"] == 0:
+            raise RuntimeError("seed 0 crashed")
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(experiment, "train", fails_for_seed_0)
+    assert sweep_cli(blob_folder, tiny_protocol_file, tmp_path) == 1
+    assert "1 failed, 1 ok" in capsys.readouterr().out
+    evals, _ = read_records(tmp_path / "records", kind="eval")
+    assert sorted((record["seed"], record["status"]) for record in evals) == [(0, "failed"), (1, "ok")]
+
+    monkeypatch.setattr(experiment, "train", real_train)
+    assert sweep_cli(blob_folder, tiny_protocol_file, tmp_path) == 0
+    output = capsys.readouterr().out
+    assert "skip   nnunet_small" in output and "seed 1 (record exists)" in output and "1 ok, 1 skipped" in output
+    evals, _ = read_records(tmp_path / "records", kind="eval")
+    assert sorted((record["seed"], record["status"]) for record in evals) == [(0, "ok"), (1, "ok")]
+
+
+def test_grid_is_dataset_major_over_models_and_seeds():
+    template = ExperimentRequest(model="", dataset="")
+    grid = [(r.dataset, r.model, r.seed) for r in combinations(["a", "b"], ["x", "y"], [0, 1], template)]
+    assert grid[:4] == [("x", "a", 0), ("x", "a", 1), ("x", "b", 0), ("x", "b", 1)] and len(grid) == 8
+
+
+def test_slurm_submission_through_submitit(blob_folder, tiny_protocol_file, tmp_path):
+    pytest.importorskip("submitit")
+    template = ExperimentRequest(model="nnunet_small", dataset=f"folder:{blob_folder}", protocol=str(tiny_protocol_file),
+                                 runs_dir=tmp_path / "runs", records_dir=tmp_path / "records", device="cpu", progress=False)
+    items = run_sweep([template], slurm={"folder": tmp_path / "slurm", "cluster": "debug", "timeout_min": 5})
+    assert [item.status for item in items] == ["submitted"]
+    evals, _ = read_records(tmp_path / "records", kind="eval")
+    assert [record["status"] for record in evals] == ["ok"]
