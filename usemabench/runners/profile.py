@@ -29,6 +29,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +60,21 @@ class UnsupportedSize(ValueError):
 # --- one call: inference forward or training step ------------------------------------------------------
 
 
+@dataclass
+class Step:
+    """One inference forward or one training step, as a call; `optimizer` (training only) holds live state."""
+
+    run: Callable[[], None]
+    optimizer: torch.optim.Optimizer | None = None
+
+    def __call__(self) -> None:
+        self.run()
+
+
 def make_step(
     model: nn.Module, mode: str, inputs: torch.Tensor, targets: torch.Tensor, precision: str, device: torch.device
-) -> Callable[[], None]:
-    """A zero-argument function running one inference forward or one training step on `model`."""
+) -> Step:
+    """One inference forward (no_grad) or one training step (zero_grad, forward, loss, backward, SGD step)."""
     if mode == "infer":
         model.eval()
 
@@ -70,7 +82,7 @@ def make_step(
             with torch.no_grad(), autocast(precision, device):
                 model(inputs)
 
-        return infer
+        return Step(infer)
     model.train()
     loss_fn = SegmentationLoss()
     optimizer = torch.optim.SGD(
@@ -91,8 +103,7 @@ def make_step(
             scaler.step(optimizer)
             scaler.update()
 
-    train.optimizer = optimizer  # its state is live memory, counted on the CPU
-    return train
+    return Step(train, optimizer)
 
 
 # --- memory -----------------------------------------------------------------------------------------------
@@ -107,14 +118,13 @@ def _live_bytes(tensors: Iterator[torch.Tensor]) -> int:
     return sum(storages.values())
 
 
-def _state_tensors(model: nn.Module, step: Callable[[], None], extra: Sequence[torch.Tensor]) -> Iterator[torch.Tensor]:
+def _state_tensors(model: nn.Module, step: Step, extra: Sequence[torch.Tensor]) -> Iterator[torch.Tensor]:
     """Every tensor live between calls: weights, buffers, gradients, optimizer state, inputs."""
     yield from model.parameters()
     yield from model.buffers()
     yield from (parameter.grad for parameter in model.parameters() if parameter.grad is not None)
-    optimizer = getattr(step, "optimizer", None)
-    if optimizer is not None:
-        for state in optimizer.state.values():
+    if step.optimizer is not None:
+        for state in step.optimizer.state.values():
             yield from (value for value in state.values() if isinstance(value, torch.Tensor))
     yield from extra
 
@@ -140,7 +150,7 @@ def cpu_allocation_peak(step: Callable[[], None]) -> int:
 
 
 def measure_peak_memory(
-    step: Callable[[], None], model: nn.Module, extra: Sequence[torch.Tensor], device: torch.device
+    step: Step, model: nn.Module, extra: Sequence[torch.Tensor], device: torch.device
 ) -> tuple[int, str]:
     """(peak bytes during one call, including what was live before it; the method, in words)."""
     if device.type == "cuda":
@@ -250,6 +260,23 @@ def cudnn_benchmark(enabled: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def compile_cache_for_sweeps(limit: int = 256) -> Iterator[None]:
+    """Raise torch.compile's recompile limit: SEMA's compiled FlexAttention recompiles for new shapes, and a
+    sweep over models and resolutions passes the default 8, after which dynamo silently runs the eager,
+    dense N x N fallback (the wrong kernel, timed as if it were SEMA's)."""
+    import torch._dynamo
+
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # renamed in torch 2.6
+    previous = getattr(config, name)
+    setattr(config, name, max(limit, previous))
+    try:
+        yield
+    finally:
+        setattr(config, name, previous)
+
+
+@contextlib.contextmanager
 def sdpa_backend(name: str) -> Iterator[None]:
     """Restrict F.scaled_dot_product_attention to one kernel (`math` = plain N x N attention); `auto` = no limit."""
     if name == "auto":
@@ -276,6 +303,14 @@ def check_size(name: str, resolution: tuple[int, int]) -> None:
         )
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the RuntimeError cuBLAS/cuDNN raise when their workspace allocation fails."""
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return True
+    message = str(error)
+    return isinstance(error, RuntimeError) and ("out of memory" in message or "ALLOC_FAILED" in message)
+
+
 def _release_memory(device: torch.device) -> None:
     """On CUDA, free what the last profile left (reference cycles, an OOM's traceback): the next profile's
     peak memory counts every live allocation. The CPU method counts only its own tensors; gc there costs
@@ -295,7 +330,7 @@ def _measure(
     step = make_step(model, mode, inputs, targets, precision, device)
     for _ in range(warmup):
         step()
-    if mode == "train":
+    if step.optimizer is not None:
         # The step frees the last step's gradients first; free them here, so the CPU method (which does not
         # see frees of blocks allocated before it started) does not count them twice.
         step.optimizer.zero_grad(set_to_none=True)
@@ -347,7 +382,8 @@ def profile_model(
     try:
         check_size(name, resolution)
         torch.manual_seed(0)
-        model = create_model(name, in_channels, num_classes)
+        with torch_device:  # initialising on the GPU takes a fraction of the CPU's time for 100M parameters
+            model = create_model(name, in_channels, num_classes)
         total, trainable = count_parameters(model)
         cost["params"] = {"total": total, "trainable": trainable}
         counted = count_flops(model, (1, in_channels, *resolution), mode)
@@ -356,10 +392,9 @@ def profile_model(
             flop_convention=counted["convention"] + "; per image", counted_on=counted["device"],
             count_fallback_reason=counted["fallback_reason"],
         )
-        model.to(torch_device)
         if torch_device.type == "cuda":
             cost["cudnn_benchmark"] = True
-        with sdpa_backend(sdpa), cudnn_benchmark(torch_device.type == "cuda"):
+        with sdpa_backend(sdpa), cudnn_benchmark(torch_device.type == "cuda"), compile_cache_for_sweeps():
             measured = _measure(
                 model, mode, resolution, batch, in_channels, num_classes, torch_device, precision_ran,
                 warmup, repeats, list(counted["by_op"]),
@@ -368,10 +403,11 @@ def profile_model(
         cost.update(measured)
     except UnsupportedSize as refused:
         status, error = "unsupported", str(refused)
-    except torch.cuda.OutOfMemoryError as oom:
-        status, error = "oom", str(oom).splitlines()[0]
     except Exception as failure:  # noqa: BLE001 - a sweep records the failure and goes on
-        status, error = "failed", f"{type(failure).__name__}: {failure}"
+        if is_out_of_memory(failure):
+            status, error = "oom", str(failure).splitlines()[0]
+        else:
+            status, error = "failed", f"{type(failure).__name__}: {failure}"
     del model
     _release_memory(torch_device)
     if sdpa != "auto":
