@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -98,3 +101,18 @@ def test_quick_run_on_a_shared_data_folder_as_a_user_types_it(shared_data, tiny_
     (evaluation,), _ = read_records(tmp_path / "records", kind="eval")
     assert evaluation["status"] == "ok" and evaluation["dataset"]["name"] == "dsb2018_stage1_test"
     assert evaluation["metrics"]["num_cases"] >= 1
+
+
+@pytest.mark.slow
+def test_torchrun_launches_the_same_command_on_two_processes(blob_folder, tiny_protocol_file, tmp_path):
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "usemabench", "run",
+        "--model", MODEL, "--dataset", f"folder:{blob_folder}", "--protocol", str(tiny_protocol_file),
+        "--runs-dir", str(tmp_path / "runs"), "--records-dir", str(tmp_path / "records"), "--device", "cpu", "--no-progress",
+    ]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.stdout.count("wrote ") == 2  # rank 0 only
+    (train,), _ = read_records(tmp_path / "records", kind="train")
+    assert train["cost"]["processes"] == 2 and train["metrics"]["steps"] == 4
+    assert [record["status"] for record in read_records(tmp_path / "records", kind="eval")[0]] == ["ok"]
