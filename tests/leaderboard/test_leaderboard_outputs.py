@@ -33,3 +33,15 @@ def test_csv_files_hold_raw_numbers_for_every_row(built_outputs):
 def test_markdown_cells_escape_pipes_and_newlines():
     table = Table(["a|b", "n"], [["x|y\nz", "1"]], [[None, None]], [False, True])
     assert markdown_table(table) == "| a\\|b | n |\n|---|---:|\n| x\\|y z | 1 |"
+
+
+def test_number_formats():
+    import numpy as np
+
+    from usemabench.leaderboard import display
+
+    assert display.count(np.int64(29_780_000)) == "29.8M" and display.count(512) == "512" and display.memory(100) == "100 B"
+    assert display.memory(1.5 * 2**30) == "1.5 GiB" and display.memory(float("nan")) == "–"
+    assert display.mean_std(0.81234, float("nan")) == "0.812" and display.mean_std(0.8, 0.01) == "0.800 ± 0.010"
+    assert display.p_value(0.0004) == "<0.001" and display.p_value(0.0312) == "0.031"
+    assert display.key(np.int64(3)) == 3.0 and display.key(True) is None

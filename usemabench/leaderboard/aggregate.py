@@ -11,7 +11,7 @@ Conventions (stated in the generated pages too):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -41,11 +41,12 @@ class GroupBoard:
 
 @dataclass
 class Leaderboard:
+    """Every (dataset, protocol) board, sorted by name, and the profile costs of every model."""
+
     groups: list[GroupBoard]
     costs: pd.DataFrame
     record_set: RecordSet
     reference: str = DEFAULT_REFERENCE
-    notes: list[str] = field(default_factory=list)
 
 
 def short_error(message: object) -> str:

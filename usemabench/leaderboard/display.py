@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from usemabench.leaderboard.aggregate import GroupBoard, short_error
@@ -43,7 +45,8 @@ class Column:
 
 
 def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A real, finite number (numpy scalars included; booleans are not numbers here)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
 
 
 def number(value: object, digits: int = 3) -> str:
@@ -74,13 +77,13 @@ def p_value(value: object) -> str:
 
 
 def scaled(value: object, units: tuple[tuple[float, str], ...], digits: int = 1) -> str:
-    """`value` in the largest unit it reaches, e.g. 29_800_000 -> '29.8M'."""
+    """`value` in the largest unit it reaches, e.g. 29_800_000 -> '29.8M'; below the smallest unit, as is."""
     if not _finite(value):
         return MISSING
     for factor, suffix in units:
         if abs(value) >= factor:
-            return f"{value / factor:.{digits}f}{suffix}"
-    return f"{value:.{digits}f}{units[-1][1] if units[-1][0] == 1 else ''}"
+            return f"{value / factor:.{digits}f}{suffix}" if factor > 1 else f"{value:g}{suffix}"
+    return f"{value:g}{units[-1][1]}"
 
 
 COUNT_UNITS = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""))
