@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "usemabench.runners.commands",
     "usemabench.zoo.commands",
     "usemabench.datasets.commands",
+    "usemabench.hub_commands",
 )
 
 

@@ -1,7 +1,8 @@
 """Pretrained weights on the Hugging Face Hub: save, load, push and pull, in the Hub's usual layout.
 
 A weights folder (local or a Hub repo) holds:
-    config.json        {"usemabench_name", "in_channels", "num_classes", "overrides", "usemabench_version"}
+    config.json        {"usemabench_name", "in_channels", "num_classes", "overrides", "usemabench_version",
+                        "preprocessing" (optional: what `predict` must do to an image first)}
     model.safetensors  the state dict (safetensors only: a downloaded file is never unpickled)
     README.md          the model card; its metadata carries `usemabench.weights_sha256`, checked on load
 
@@ -59,14 +60,20 @@ def model_config(model: nn.Module) -> dict:
     }
 
 
-def save_pretrained(model: nn.Module, save_dir: str | os.PathLike, card: ModelCard | None = None) -> Path:
+def save_pretrained(
+    model: nn.Module, save_dir: str | os.PathLike, card: ModelCard | None = None, preprocessing: dict | None = None
+) -> Path:
     """Write config.json, model.safetensors and a model card into `save_dir`.
 
-    The card's metadata records the weights' sha256; a minimal card is written when none is given.
+    `preprocessing` (training resolution, normalisation, evaluation policy) goes into config.json so that
+    `usemabench predict --weights org/repo` prepares images as training did. The card's metadata records
+    the weights' sha256; a minimal card is written when none is given.
     """
     save_dir = Path(save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
     config = model_config(model)
+    if preprocessing:
+        config["preprocessing"] = preprocessing
     weights_path = save_dir / WEIGHTS_NAME
     save_model(model, str(weights_path), metadata={"format": "pt"})
     atomic_write_json(save_dir / CONFIG_NAME, config)
@@ -167,6 +174,7 @@ def load_pretrained(
             f"unexpected {len(unexpected)}, e.g. {unexpected[:3]})"
         )
     model.usemabench_weights = {"source": str(source), "revision": revision, "weights_sha256": file_sha256(weights_path)}
+    model.usemabench_preprocessing = config.get("preprocessing", {})
     return model
 
 

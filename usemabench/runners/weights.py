@@ -27,7 +27,7 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
 class LoadedWeights:
     model: nn.Module
     source: str
-    preprocessing: dict = field(default_factory=dict)  # empty when the weights do not say (Hub weights)
+    preprocessing: dict = field(default_factory=dict)  # empty when the weights do not say
 
 
 def load_weights(reference: str, model_name: str | None = None) -> LoadedWeights:
@@ -74,4 +74,5 @@ def _from_safetensors(path: Path, model_name: str | None) -> LoadedWeights:
 def _from_hub(reference: str, model_name: str | None) -> LoadedWeights:
     from usemabench.hub import load_pretrained  # lazy: huggingface_hub only when the Hub is used
 
-    return LoadedWeights(load_pretrained(reference, name=model_name), reference)
+    model = load_pretrained(reference, name=model_name)
+    return LoadedWeights(model, reference, dict(model.usemabench_preprocessing))

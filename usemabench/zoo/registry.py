@@ -187,7 +187,8 @@ def create_model(name: str, in_channels: int = 1, num_classes: int = 2, **overri
         "overrides": dict(overrides),
     }
     model.usemabench_info = info
-    apply_size_policy(model, info.size_policy, info.size_divisor, name)
+    # A config can change the divisor (e.g. nnU-Net with more stages): the built model's own value wins.
+    apply_size_policy(model, info.size_policy, getattr(model, "size_divisor", info.size_divisor), name)
     return model
 
 

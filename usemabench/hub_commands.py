@@ -1,0 +1,93 @@
+"""`usemabench push`, `pull` and `export`: publish a trained run's weights and fetch published ones."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from usemabench.hub import model_config, pull, push_folder, save_pretrained
+from usemabench.leaderboard.records import read_records
+from usemabench.model_card import build_model_card
+from usemabench.runners.checkpoint import BEST
+from usemabench.runners.weights import load_weights
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    export = subparsers.add_parser("export", help="write a run's best weights in the Hub layout, with a model card")
+    export.add_argument("run_dir", type=Path)
+    export.add_argument("output_dir", type=Path)
+    export.add_argument("--records-dir", type=Path, default=Path("leaderboard/records"))
+    export.set_defaults(handler=run_export)
+
+    push = subparsers.add_parser("push", help="publish a run's best weights and model card to a Hub repo")
+    push.add_argument("run_dir", type=Path)
+    push.add_argument("repo_id", help="org/name on the Hugging Face Hub")
+    push.add_argument("--revision", default=None, help="branch to push to (created if missing)")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--records-dir", type=Path, default=Path("leaderboard/records"))
+    push.set_defaults(handler=run_push)
+
+    pull_parser = subparsers.add_parser("pull", help="download and verify published weights (org/name[@revision])")
+    pull_parser.add_argument("repo", help="org/name[@revision]")
+    pull_parser.add_argument("--cache-dir", default=None)
+    pull_parser.set_defaults(handler=run_pull)
+
+
+def find_run_records(run_dir: Path, records_dir: Path) -> tuple[dict | None, dict | None]:
+    """The train record whose checkpoint is `run_dir/best.pt`, and the eval record made from it."""
+    records, _ = read_records(records_dir) if records_dir.is_dir() else ([], [])
+    best = os.path.realpath(run_dir / BEST)
+    train = next(
+        (
+            record
+            for record in records
+            if record["kind"] == "train"
+            and os.path.realpath(Path(record["_path"]).parent / record["files"].get("checkpoint", "")) == best
+        ),
+        None,
+    )
+    if train is None:
+        return None, None
+    train_name = Path(train["_path"]).name
+    evaluation = next(
+        (record for record in records if record["kind"] == "eval" and record["files"].get("train_record") == train_name),
+        None,
+    )
+    return train, evaluation
+
+
+def export_run(run_dir: Path, output_dir: Path, records_dir: Path) -> Path:
+    """Hub-layout folder (config.json, model.safetensors, README.md card from the run's records)."""
+    loaded = load_weights(str(run_dir))
+    model = loaded.model
+    train, evaluation = find_run_records(run_dir, records_dir)
+    card = build_model_card(
+        model.usemabench_info,
+        model_config(model),
+        train,
+        evaluation,
+        Path(evaluation["_path"]).parent if evaluation else None,
+    )
+    return save_pretrained(model, output_dir, card, preprocessing=loaded.preprocessing)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    folder = export_run(args.run_dir, args.output_dir, args.records_dir)
+    print(f"wrote {folder}")
+    return 0
+
+
+def run_push(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="usemabench-push-") as staging:
+        folder = export_run(args.run_dir, Path(staging), args.records_dir)
+        url = push_folder(folder, args.repo_id, revision=args.revision, private=args.private)
+    print(f"pushed {args.run_dir} to {args.repo_id}: {url}")
+    return 0
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    folder = pull(args.repo, cache_dir=args.cache_dir)
+    print(folder)
+    return 0
