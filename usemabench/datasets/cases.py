@@ -20,7 +20,8 @@ def load_case(spec: DatasetSpec, source: Source, case_id: str) -> tuple[np.ndarr
     image_size, mask_size = pair.image.shape[:2], pair.mask.shape[:2]
     if image_size != mask_size:
         raise DatasetError(
-            f"{pair.mask_name}: mask is {mask_size[1]}x{mask_size[0]} (WxH) but its image {pair.image_name} is {image_size[1]}x{image_size[0]}"
+            f"{pair.mask_name}: mask is {mask_size[1]}x{mask_size[0]} (WxH) "
+            f"but its image {pair.image_name} is {image_size[1]}x{image_size[0]}"
         )
     image = image_to_float(pair.image, spec.in_channels, pair.image_name)
     if image.dtype.kind == "f" and not np.isfinite(image).all():

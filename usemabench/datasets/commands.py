@@ -31,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     split.add_argument("--out", default=None, help="split file to write (default: the dataset's split file)")
     split.add_argument("--seed", type=int, default=0)
     split.add_argument("--val", type=_share, default=0.1, help="validation share: a fraction (0.1) or a count (16)")
-    split.add_argument("--test", type=_share, default=0.1, help="test share: a fraction or a count (ignored where the data has a test source)")
+    split.add_argument(
+        "--test", type=_share, default=0.1, help="test share: a fraction or a count (ignored where the data has a test source)"
+    )
     split.add_argument("--folds", type=int, default=None, help="k folds (fold<i>_train / fold<i>_val) plus test, instead of train/val")
     split.add_argument("--contiguous", action="store_true", help="keep the natural case order (slices of one volume) instead of shuffling")
     split.add_argument("--force", action="store_true", help="replace an existing split file")

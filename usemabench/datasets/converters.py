@@ -106,7 +106,9 @@ def import_dsb2018(src: Path, dst: Path) -> ImportReport:
         _write_mask(dst / "masks" / f"{case.name}.png", np.where(labels > 0, 255, 0))
         Image.fromarray(labels).save(dst / "labels" / f"{case.name}.png")
         report.cases += 1
-    report.notes.append(f"instances merged into a {{0, 255}} union and 16-bit label maps; {overlap_pixels} overlapping pixel(s) went to the later instance")
+    report.notes.append(
+        f"instances merged into a {{0, 255}} union and 16-bit label maps; {overlap_pixels} overlapping pixel(s) went to the later instance"
+    )
     return report
 
 

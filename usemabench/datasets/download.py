@@ -75,7 +75,10 @@ DOWNLOADS: dict[str, tuple[Download, ...]] = {
     "dsb2018_stardist_sample": (
         Download(
             folder="dsb2018_stardist_sample",
-            url="https://files.pythonhosted.org/packages/cp311/s/stardist/stardist-0.9.2-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+            url=(
+                "https://files.pythonhosted.org/packages/cp311/s/stardist/"
+                "stardist-0.9.2-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl"
+            ),
             layout="stardist_sample",
             files_sha256={
                 "images/img2d.tif": "f9ccc1571b92c861ff87e28463068b43f61bd47357ed0503f711e5cd1eb97750",

@@ -54,18 +54,28 @@ def _logits(model: Model, batch: torch.Tensor) -> torch.Tensor:
     return output[0] if isinstance(output, (list, tuple)) else output
 
 
-def sliding_window_logits(model: Model, image: torch.Tensor, window: int | tuple[int, int], overlap: float = 0.5, batch_size: int = 4) -> torch.Tensor:
+def sliding_window_logits(
+    model: Model, image: torch.Tensor, window: int | tuple[int, int], overlap: float = 0.5, batch_size: int = 4
+) -> torch.Tensor:
     """Native-size logits (B, K, H, W) from overlapping windows blended with Gaussian weights."""
     from monai.inferers import sliding_window_inference
 
     return sliding_window_inference(
-        _batched(image), roi_size=_size(window), sw_batch_size=batch_size, predictor=lambda x: _logits(model, x),
-        overlap=overlap, mode="gaussian", padding_mode="constant", cval=0.0,
+        _batched(image),
+        roi_size=_size(window),
+        sw_batch_size=batch_size,
+        predictor=lambda windows: _logits(model, windows),
+        overlap=overlap,
+        mode="gaussian",
+        padding_mode="constant",
+        cval=0.0,
     )
 
 
 @torch.no_grad()
-def predict_native(model: Model, image: torch.Tensor, spec: DatasetSpec, resolution: int | tuple[int, int], overlap: float = 0.5) -> torch.Tensor:
+def predict_native(
+    model: Model, image: torch.Tensor, spec: DatasetSpec, resolution: int | tuple[int, int], overlap: float = 0.5
+) -> torch.Tensor:
     """Logits (B, K, H, W) at the native size of `image` under the spec's evaluation policy."""
     image = _batched(image)
     if spec.eval_policy == "sliding_window":

@@ -56,7 +56,10 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def pil_to_mask_array(image: Image.Image, where: str, first_channel: bool = False) -> np.ndarray:
-    """(H, W) raw label values: palette indices for 'P' images, 0/255 for 1-bit images.
+    """(H, W) raw label values; 0/255 for 1-bit images.
+
+    A palette image whose used colours are all gray (a GIF or PNG saved from a gray mask) gives its gray
+    values; a colour palette (PASCAL VOC style) gives the palette indices, which are the class ids there.
 
     Multi-channel masks must have identical channels (a gray mask saved as RGB), unless `first_channel`
     (thresholded JPEG masks, whose channels differ slightly by compression).
@@ -64,6 +67,11 @@ def pil_to_mask_array(image: Image.Image, where: str, first_channel: bool = Fals
     if image.mode == "1":
         image = image.convert("L")
     array = np.asarray(image)
+    if image.mode == "P" and image.getpalette():
+        colours = np.asarray(image.getpalette(), dtype=np.uint8).reshape(-1, 3)
+        used = colours[np.unique(array)]
+        if (used == used[:, :1]).all():
+            array = colours[array, 0]
     if array.ndim == 3:
         channels = array[:, :, : 3 if array.shape[2] >= 3 else 1]
         if not first_channel and not all(np.array_equal(channels[:, :, 0], channels[:, :, c]) for c in range(1, channels.shape[2])):

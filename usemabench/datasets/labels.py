@@ -45,12 +45,14 @@ def decode_mask(
         bad = values[(values < 0) | (values >= num_classes)]
         if bad.size:
             raise DatasetError(
-                f"{where}: label value(s) {describe_values(bad)} not allowed; this dataset has {num_classes} classes (values 0..{num_classes - 1})"
+                f"{where}: label value(s) {describe_values(bad)} not allowed; "
+                f"this dataset has {num_classes} classes (values 0..{num_classes - 1})"
             )
         return raw.astype(np.int64)
     bad = values[~np.isin(values, list(label_map))]
     if bad.size:
-        raise DatasetError(f"{where}: label value(s) {describe_values(bad)} not allowed; allowed raw values are {describe_values(sorted(label_map))}")
+        allowed = describe_values(sorted(label_map))
+        raise DatasetError(f"{where}: label value(s) {describe_values(bad)} not allowed; allowed raw values are {allowed}")
     classes = np.zeros(raw.shape, dtype=np.int64)
     for raw_value, class_index in label_map.items():
         if class_index:

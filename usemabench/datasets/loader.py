@@ -43,7 +43,9 @@ class SegmentationDataset(Dataset):
         self.source = sources[self.spec.source_for(split)]
         absent = sorted(set(self.case_ids) - set(self.source.case_ids()))
         if absent:
-            raise DatasetError(f"{self.split_file.path}: split '{split}' lists {len(absent)} case(s) not in {self.source.uri} (e.g. {absent[0]})")
+            raise DatasetError(
+                f"{self.split_file.path}: split '{split}' lists {len(absent)} case(s) not in {self.source.uri} (e.g. {absent[0]})"
+            )
         if verify:
             report = verify_cases(self.spec, self.source, self.case_ids)
             report.raise_if_problems(
@@ -68,4 +70,9 @@ class SegmentationDataset(Dataset):
 
     def record_entry(self) -> dict[str, Any]:
         """The `dataset` field of a record: name, source, split and split hash."""
-        return {"name": self.spec.name, "source": self.spec.source_for(self.split), "split": self.split, "split_hash": self.split_file.split_hash}
+        return {
+            "name": self.spec.name,
+            "source": self.spec.source_for(self.split),
+            "split": self.split,
+            "split_hash": self.split_file.split_hash,
+        }

@@ -24,7 +24,9 @@ from usemabench.datasets.errors import DatasetError
 from usemabench.datasets.imaging import IMAGE_SUFFIXES, is_image_file, pil_to_image_array, pil_to_mask_array, read_image, read_mask
 from usemabench.datasets.locations import expand_data_placeholder
 
-NATIVE_SPLIT_NAMES = {"train": "train", "training": "train", "validation": "val", "valid": "val", "val": "val", "dev": "val", "test": "test"}
+NATIVE_SPLIT_NAMES = {
+    "train": "train", "training": "train", "validation": "val", "valid": "val", "val": "val", "dev": "val", "test": "test",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,8 @@ class NnUNetSource(Source):
             self.channel_files.setdefault(match["case"], {})[int(match["channel"])] = path
         for case_id, files in self.channel_files.items():
             if sorted(files) != list(range(len(files))):
-                self._problems.append(f"{self.root / 'imagesTr'}: case '{case_id}' has channel files {sorted(files)}, expected 0..{len(files) - 1}")
+                expected = f"0..{len(files) - 1}"
+                self._problems.append(f"{self.root / 'imagesTr'}: case '{case_id}' has channel files {sorted(files)}, expected {expected}")
         self.labels: dict[str, Path] = {}
         for path in sorted((self.root / "labelsTr").iterdir()):
             if path.is_file() and not path.name.startswith(".") and self._has_ending(path.name):
@@ -227,7 +230,14 @@ class HuggingFaceSource(Source):
     ID_COLUMNS = ("case_id", "id", "image_id", "name")
     parallel_safe = False
 
-    def __init__(self, path: str, uri: str | None = None, split: str | None = None, image_column: str | None = None, mask_column: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        uri: str | None = None,
+        split: str | None = None,
+        image_column: str | None = None,
+        mask_column: str | None = None,
+    ) -> None:
         self.uri = uri or f"hf:{path}" + (f":{split}" if split else "")
         try:
             import datasets

@@ -11,7 +11,6 @@ import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -59,11 +58,12 @@ class DatasetSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "class_names", tuple(self.class_names))
-        object.__setattr__(self, "split_sources", MappingProxyType(dict(self.split_sources)))
+        # plain dict copies (not mapping proxies): specs travel to DataLoader workers, which pickles them
+        object.__setattr__(self, "split_sources", dict(self.split_sources))
         if self.label_map is not None:
-            object.__setattr__(self, "label_map", MappingProxyType({int(k): int(v) for k, v in self.label_map.items()}))
+            object.__setattr__(self, "label_map", {int(k): int(v) for k, v in self.label_map.items()})
         if isinstance(self.normalization, Mapping):
-            object.__setattr__(self, "normalization", MappingProxyType({k: tuple(v) for k, v in self.normalization.items()}))
+            object.__setattr__(self, "normalization", {k: tuple(float(x) for x in v) for k, v in self.normalization.items()})
         for problem in self._problems():
             raise DatasetError(f"dataset spec {self.name!r}: {problem}")
 
@@ -91,7 +91,7 @@ class DatasetSpec:
             if set(self.normalization) != {"mean", "std"}:
                 problems.append("a fixed normalization is {'mean': [...], 'std': [...]}")
             elif any(len(self.normalization[k]) not in (1, self.in_channels) for k in ("mean", "std")):
-                problems.append(f"normalization mean/std need 1 or {self.in_channels} values")
+                problems.append(f"normalization mean/std need one value, or one per channel ({self.in_channels})")
             elif any(value <= 0 for value in self.normalization["std"]):
                 problems.append("normalization std values must be positive")
         elif self.normalization not in NORMALIZATIONS:

@@ -127,7 +127,10 @@ def natural_key(text: str) -> list:
 
 def _count(share: float | int, total: int, what: str) -> int:
     """A count, or a fraction of `total` rounded (but at least one case when the fraction is positive)."""
-    count = int(share) if isinstance(share, int) else max(1 if share > 0 else 0, round(float(share) * total))
+    if isinstance(share, int):
+        count = share
+    else:
+        count = min(total, max(1, round(float(share) * total))) if share > 0 else 0
     if not 0 <= count <= total:
         raise DatasetError(f"{what} {share!r} does not fit {total} cases")
     return count
@@ -149,12 +152,13 @@ def make_splits(
     carved from the rest only when the native splits lack them. `contiguous` keeps the natural order
     (slices of one volume must not be mixed); otherwise the order is shuffled with `seed`.
     """
-    native = dict(native or {})
+    native = {case: split for case, split in (native or {}).items() if split != "train"}  # train cases join the pool
     pool = sorted((case for case in set(case_ids) if case not in native), key=natural_key)
     if not contiguous:
         random.Random(seed).shuffle(pool)
-    fixed = {name: sorted((c for c, s in native.items() if s == name), key=natural_key) for name in ("train", "val", "test")}
-    n_test = 0 if fixed["test"] else _count(test, len(pool), "test share")
+    fixed = {name: sorted((c for c, s in native.items() if s == name), key=natural_key) for name in ("val", "test")}
+    total = len(pool)  # fractions are of every case without a native split
+    n_test = 0 if fixed["test"] else _count(test, total, "test share")
     test_cases, pool = pool[len(pool) - n_test :], pool[: len(pool) - n_test]
     if folds:
         if folds < 2 or folds > len(pool):
@@ -163,14 +167,14 @@ def make_splits(
         for fold in range(folds):
             held = pool[fold::folds]
             held_set = set(held)
-            splits[f"fold{fold}_train"] = sorted(fixed["train"] + [c for c in pool if c not in held_set], key=natural_key)
+            splits[f"fold{fold}_train"] = sorted((c for c in pool if c not in held_set), key=natural_key)
             splits[f"fold{fold}_val"] = sorted(held, key=natural_key)
         splits["test"] = sorted(fixed["test"] + test_cases, key=natural_key)
         return splits
-    n_val = 0 if fixed["val"] else _count(val, len(pool), "val share")
+    n_val = 0 if fixed["val"] else min(_count(val, total, "val share"), len(pool))
     val_cases, train_cases = pool[len(pool) - n_val :], pool[: len(pool) - n_val]
     return {
-        "train": sorted(fixed["train"] + train_cases, key=natural_key),
+        "train": sorted(train_cases, key=natural_key),
         "val": sorted(fixed["val"] + val_cases, key=natural_key),
         "test": sorted(fixed["test"] + test_cases, key=natural_key),
     }

@@ -118,7 +118,14 @@ def write_synthetic(root: Path, num_cases: int = NUM_CASES, size: int = IMAGE_SI
     )
     atomic_write_json(
         root / "manifest.json",
-        {"generator_version": GENERATOR_VERSION, "seed": seed, "size": size, "num_cases": num_cases, "classes": list(CLASS_NAMES), "sha256": hashes},
+        {
+            "generator_version": GENERATOR_VERSION,
+            "seed": seed,
+            "size": size,
+            "num_cases": num_cases,
+            "classes": list(CLASS_NAMES),
+            "sha256": hashes,
+        },
     )
     return root
 

@@ -8,12 +8,13 @@ neighbour); intensity transforms touch the image only.
 Training geometry follows the dataset's evaluation policy, so the model trains on what it is shown
 at test time:
     resize           whole frames resized to the resolution (random resized crop when scaling is on)
-    sliding_window   native-scale patches: random rotation/zoom, then a random crop (zero-padded when
-                     the image is smaller than the resolution)
+    sliding_window   native-scale patches: a random window, rotated and zoomed about its centre (zero-
+                     padded where it reaches past the image)
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,7 +54,9 @@ AUGMENTATION_PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 # The keys a custom augmentation dict may set ("scale" is a zoom factor range: > 1 zooms in).
-AUGMENTATION_KEYS = ("hflip", "vflip", "rotate_degrees", "scale", "contrast", "brightness", "noise_std", "noise_prob", "blur_sigma", "blur_prob")
+AUGMENTATION_KEYS = (
+    "hflip", "vflip", "rotate_degrees", "scale", "contrast", "brightness", "noise_std", "noise_prob", "blur_sigma", "blur_prob",
+)  # fmt: skip
 
 
 def normalize_image(image: torch.Tensor, normalization: str | Mapping) -> torch.Tensor:
@@ -117,7 +120,9 @@ def _size(resolution: int | tuple[int, int]) -> tuple[int, int]:
     return size  # type: ignore[return-value]
 
 
-def training_transform(spec: DatasetSpec, resolution: int | tuple[int, int], augmentation: str | Mapping[str, Any] = "default") -> v2.Compose:
+def training_transform(
+    spec: DatasetSpec, resolution: int | tuple[int, int], augmentation: str | Mapping[str, Any] = "default"
+) -> v2.Compose:
     """The training transform of `spec` at `resolution`: geometry per the eval policy, flips, intensity.
 
     Called as `image, mask = transform(tv_tensors.Image(image), tv_tensors.Mask(mask))` (the loader does it).
@@ -128,17 +133,23 @@ def training_transform(spec: DatasetSpec, resolution: int | tuple[int, int], aug
     zoom = config.get("scale")
     steps: list[v2.Transform] = []
     if spec.eval_policy == "resize":
-        if degrees:
-            steps.append(v2.RandomRotation(degrees, interpolation=InterpolationMode.BILINEAR))
         if zoom:
             # a zoom factor z shows 1/z^2 of the frame; zooming out past the whole frame is not possible here
             area = (1.0 / zoom[1] ** 2, min(1.0, 1.0 / zoom[0] ** 2))
             steps.append(v2.RandomResizedCrop(size, scale=area, ratio=(3 / 4, 4 / 3), antialias=True))
         else:
             steps.append(v2.Resize(size, antialias=True))
+        if degrees:  # after resizing: resampling R x R pixels, not the (often much larger) native frame
+            steps.append(v2.RandomRotation(degrees, interpolation=InterpolationMode.BILINEAR))
+    elif degrees or zoom:
+        # crop just the neighbourhood a rotated, zoomed R x R window can reach, transform it, keep its centre:
+        # the same result as transforming the whole image first, at a cost independent of the native size
+        angle = math.radians(min(degrees, 45.0))
+        reach = (math.cos(angle) + math.sin(angle)) / (min(zoom) if zoom else 1.0)
+        steps.append(v2.RandomCrop(tuple(math.ceil(side * reach) + 2 for side in size), pad_if_needed=True))
+        steps.append(v2.RandomAffine(degrees=degrees, scale=tuple(zoom) if zoom else None, interpolation=InterpolationMode.BILINEAR))
+        steps.append(v2.CenterCrop(size))
     else:
-        if degrees or zoom:
-            steps.append(v2.RandomAffine(degrees=degrees, scale=tuple(zoom) if zoom else None, interpolation=InterpolationMode.BILINEAR))
         steps.append(v2.RandomCrop(size, pad_if_needed=True))
     if config.get("hflip"):
         steps.append(v2.RandomHorizontalFlip(config["hflip"]))

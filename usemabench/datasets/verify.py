@@ -44,9 +44,10 @@ class VerifyReport:
         return lines
 
 
-def verify_cases(spec: DatasetSpec, source: Source, case_ids: Sequence[str], *, include_source_problems: bool = True) -> VerifyReport:
-    """Read and check every listed pair (threads for file sources: decoders release the GIL)."""
-    report = VerifyReport(problems=source.problems() if include_source_problems else [])
+def verify_cases(spec: DatasetSpec, source: Source, case_ids: Sequence[str]) -> VerifyReport:
+    """Read and check every listed pair (threads for file sources: decoders release the GIL), plus the
+    problems of the source as a whole (masks without images, two files for one case)."""
+    report = VerifyReport(problems=source.problems())
     report.class_pixels = np.zeros(spec.num_classes, dtype=np.int64)
 
     def check(case_id: str) -> tuple[str, tuple[int, int] | None, np.ndarray | None]:
