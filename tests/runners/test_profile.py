@@ -22,14 +22,18 @@ class TinyNet(nn.Module):
 
     calls_in_training_mode: list[bool] = []  # one entry per forward on real tensors
 
-    def __init__(self, in_channels: int, num_classes: int, oom_above: int = 10**9, broken: bool = False) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, oom_above: int = 10**9, broken: bool = False, max_width: int = 10**9
+    ) -> None:
         super().__init__()
         self.body = nn.Sequential(nn.Conv2d(in_channels, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, num_classes, 1))
-        self.oom_above, self.broken = oom_above, broken
+        self.oom_above, self.broken, self.max_width = oom_above, broken, max_width
 
     def forward(self, x: Tensor) -> Tensor:
         if self.broken:
             raise RuntimeError("a kernel bug")
+        if x.shape[-1] > self.max_width:
+            raise ValueError(f"built for inputs up to {self.max_width} pixels wide")
         if x.shape[-2] * x.shape[-1] > self.oom_above and not x.is_meta:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB (simulated)")
         if not x.is_meta:
@@ -50,6 +54,7 @@ def tiny_models(monkeypatch: pytest.MonkeyPatch) -> None:
     add("test_tiny_div16", size_divisor=16, size_policy="error")
     add("test_tiny_oom", size_policy="any", default_config={"oom_above": 40 * 40})
     add("test_tiny_broken", size_policy="any", default_config={"broken": True})
+    add("test_tiny_fixed", size_policy="any", default_config={"max_width": 32})
 
 
 def test_cpu_allocation_peak_sees_what_a_step_holds_at_once() -> None:
@@ -126,6 +131,9 @@ def test_unsupported_size_is_recorded(tiny_models: None) -> None:
     record = profile_model("test_tiny_div16", 40, repeats=1, warmup=0)
     assert record["status"] == "unsupported"
     assert "divisible by 16" in record["error"]
+    refused = profile_model("test_tiny_fixed", 40, repeats=1, warmup=0)
+    assert refused["status"] == "unsupported"
+    assert "up to 32 pixels" in refused["error"]
 
 
 def test_a_broken_model_is_recorded_as_failed_and_fails_the_command(tiny_models: None, tmp_path) -> None:

@@ -4,8 +4,9 @@ One record per (model, resolution, device, precision, mode), `kind="profile"`, w
     mode, batch, params {total, trainable}, macs and flops (per image, see `flops.py` for the convention),
     peak_memory_bytes + memory_method, latency_ms {median, iqr, q25, q75, min, repeats, warmup} + timing_method,
     throughput (images/s), and for training the optimizer and loss of the step.
-A step the device cannot hold is recorded as `oom`, a size the model refuses as `unsupported`, anything
-else that breaks as `failed`; a sweep (`profile_sweep`) records it and goes on.
+A step the device cannot hold is recorded as `oom`; a size the model refuses (its size policy, or a
+ValueError from the model's own input checks) as `unsupported`; anything else that breaks as `failed`.
+A sweep (`profile_sweep`) records each and goes on.
 
 What is measured (`infer`: one forward under no_grad; `train`: one full step: zero_grad, forward, Dice+CE
 with deep supervision, backward, SGD step):
@@ -38,11 +39,10 @@ import torch
 from torch import nn
 
 from usemabench.leaderboard.records import environment_info, make_record, model_entry, write_record
+from usemabench.runners.backends import kernel_backends as sema_and_scan_backends
 from usemabench.runners.flops import count_flops
 from usemabench.runners.losses import SegmentationLoss
 from usemabench.runners.precision import autocast, resolve_device, resolve_precision
-from usemabench.zoo.layers import scan, sema
-from usemabench.zoo.layers.mixers import SEMAAttention
 from usemabench.zoo.registry import count_parameters, create_model, get_model_info
 
 MODES = ("infer", "train")
@@ -230,21 +230,13 @@ def observed_sdpa_kernels(forward: Callable[[], None]) -> list[str]:
 
 
 def kernel_backends(
-    model: nn.Module, device: torch.device, forward: Callable[[], None], counted_ops: Sequence[str]
+    model: nn.Module, device: torch.device, forward: Step, inputs: torch.Tensor, precision: str
 ) -> dict[str, Any]:
-    """The SEMA, selective-scan and SDPA kernels one forward of `model` runs on `device`, for those it uses.
-
-    `counted_ops` (the ops of the model's FLOP count) tells whether the model calls SEMA or the scan at all.
-    """
-    backends: dict[str, Any] = {}
-    sdpa = observed_sdpa_kernels(forward)  # also runs the forward, so the scan's last backend is this model's
+    """The SEMA and selective-scan backends (`runners.backends`) plus the SDPA kernels one forward dispatched."""
+    backends = sema_and_scan_backends(model, inputs, device, precision)
+    sdpa = observed_sdpa_kernels(forward)
     if sdpa:
         backends["sdpa"] = sdpa
-    if "usemabench.sema_attention" in counted_ops:
-        modules = [module for module in model.modules() if isinstance(module, SEMAAttention)]
-        backends["sema"] = sorted({sema.resolve_backend(module.backend, device) for module in modules}) or ["unknown"]
-    if "usemabench.selective_scan" in counted_ops:
-        backends["selective_scan"] = scan.last_backend_used()
     return backends
 
 
@@ -322,7 +314,7 @@ def _release_memory(device: torch.device) -> None:
 
 def _measure(
     model: nn.Module, mode: str, resolution: tuple[int, int], batch: int, in_channels: int, num_classes: int,
-    device: torch.device, precision: str, warmup: int, repeats: int, counted_ops: Sequence[str],
+    device: torch.device, precision: str, warmup: int, repeats: int,
 ) -> dict[str, Any]:
     """Memory, latency and backends of `model` (already on `device`); its tensors die with this frame."""
     inputs = torch.randn(batch, in_channels, *resolution, device=device)
@@ -338,7 +330,7 @@ def _measure(
     seconds = time_calls(step, device, warmup=0, repeats=repeats)
     latency = latency_summary(seconds, warmup)
     infer = make_step(model, "infer", inputs, targets, precision, device)  # switches the model to eval mode
-    backends = kernel_backends(model, device, infer, counted_ops)
+    backends = kernel_backends(model, device, infer, inputs, precision)
     return {
         "peak_memory_bytes": int(peak_bytes),
         "memory_method": memory_method,
@@ -397,12 +389,12 @@ def profile_model(
         with sdpa_backend(sdpa), cudnn_benchmark(torch_device.type == "cuda"), compile_cache_for_sweeps():
             measured = _measure(
                 model, mode, resolution, batch, in_channels, num_classes, torch_device, precision_ran,
-                warmup, repeats, list(counted["by_op"]),
+                warmup, repeats,
             )
         backends = measured.pop("backends")
         cost.update(measured)
-    except UnsupportedSize as refused:
-        status, error = "unsupported", str(refused)
+    except ValueError as refused:  # the size policy, or the model's own input check (e.g. a fixed input size)
+        status, error = "unsupported", f"{type(refused).__name__}: {refused}"
     except Exception as failure:  # noqa: BLE001 - a sweep records the failure and goes on
         if is_out_of_memory(failure):
             status, error = "oom", str(failure).splitlines()[0]
