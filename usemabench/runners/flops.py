@@ -222,20 +222,25 @@ def _has_zero_cost_tags(op: torch._ops.OpOverload) -> bool:
     return _REDUCTION_TAG is not None and _REDUCTION_TAG in tags
 
 
-def _is_backward_of_pointwise(name: str) -> bool:
-    """`leaky_relu_backward`, `gelu_backward`, ...: untagged, but elementwise like their forward."""
-    if not name.endswith("_backward"):
+def _is_variant_of_pointwise(name: str) -> bool:
+    """`leaky_relu_backward`, `gelu_backward`, in-place `leaky_relu_`: elementwise like the op they derive
+    from, but not tagged so in every PyTorch release (2.11 leaves `leaky_relu_` untagged)."""
+    if name.endswith("_backward"):
+        base = name.removesuffix("_backward")
+    elif name.endswith("_") and not name.endswith("__"):
+        base = name.removesuffix("_")
+    else:
         return False
-    forward = getattr(aten, name.removesuffix("_backward"), None)
-    if forward is None:
+    packet = getattr(aten, base, None)
+    if packet is None:
         return False
-    return any(_has_zero_cost_tags(getattr(forward, overload)) for overload in forward.overloads())
+    return any(_has_zero_cost_tags(getattr(packet, overload)) for overload in packet.overloads())
 
 
 def is_zero_cost(op: torch._ops.OpOverload) -> bool:
     """True for ops our convention counts as 0: elementwise, views, reductions and the named list above."""
     name = op._overloadpacket.__name__
-    return op.is_view or _has_zero_cost_tags(op) or name in ZERO_COST_OPS or _is_backward_of_pointwise(name)
+    return op.is_view or _has_zero_cost_tags(op) or name in ZERO_COST_OPS or _is_variant_of_pointwise(name)
 
 
 def _largest_numel(values: Iterable[Any]) -> int:
