@@ -129,6 +129,25 @@ def _write_profiles(root: Path) -> None:
                 write_record(record, root / "profiles")
 
 
+def _write_bench(root: Path) -> None:
+    """An op benchmark in the nested layout: full attention quadratic (out of memory at the top), SEMA linear."""
+    results = {"op": {"full": [], "sema": []}}
+    for tokens in (1024, 4096, 16384):
+        oom = tokens == 16384
+        results["op"]["full"].append(
+            {"tokens": tokens, "status": "oom"} if oom else
+            {"tokens": tokens, "status": "ok", "time_ms": {"median": 1e-6 * tokens**2}, "peak_memory_mb": 1e-5 * tokens**2}
+        )
+        results["op"]["sema"].append(
+            {"grid": [int(tokens**0.5)] * 2, "status": "ok", "time_ms": {"median": 1e-3 * tokens}, "peak_memory_mb": 1e-3 * tokens}
+        )
+    record = make_record(
+        "bench", metrics={"variant": "sema_attention", "results": results},
+        cost={"mode": "forward+backward", "timing_method": "CUDA events"}, environment=_environment(),
+    )
+    write_record(record, root / "bench")
+
+
 def fabricate_records(root: Path, bad_files: bool = True, predictions: bool = True) -> Path:
     """Write a small but complete records tree under `root` and return it."""
     root.mkdir(parents=True, exist_ok=True)
@@ -146,6 +165,7 @@ def fabricate_records(root: Path, bad_files: bool = True, predictions: bool = Tr
         _write_train(root, model, "other", 0)
         _write_eval(root, model, "other", 0, rng, predictions=False)
     _write_profiles(root)
+    _write_bench(root)
     if bad_files:
         (root / "broken.json").write_text('{"schema_version": 1, "kind": ')
         future = make_record("eval", environment=_environment(), **_entities("usema_s", "toy"))

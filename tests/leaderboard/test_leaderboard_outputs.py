@@ -16,6 +16,8 @@ def test_markdown_has_every_board_costs_and_skipped_files(built_outputs):
     assert "no qualitative panel (no saved predictions)" in markdown
     assert "](../reports/figures/scaling_nvidia-h100-80gb-hbm3_bf16_infer.png)" in markdown
     assert "| transunet | 512×512 | 1 | oom |" in markdown
+    assert "| bench/bench_" in markdown and "](../reports/figures/bench_bench_" not in markdown
+    assert "figures/bench_bench-" in markdown
 
 
 def test_csv_files_hold_raw_numbers_for_every_row(built_outputs):

@@ -14,7 +14,7 @@ def test_corrupt_and_future_records_are_named_and_skipped(fabricated_records):
     assert set(problems) == {"broken.json", "future.json"}
     assert "not a readable JSON record" in problems["broken.json"]
     assert "schema_version 99 is not supported" in problems["future.json"]
-    assert record_set.counts == {"train": 14, "eval": 12, "profile": 32, "bench": 0}
+    assert record_set.counts == {"train": 14, "eval": 12, "profile": 32, "bench": 1}
     assert len(record_set.evals) == 12 and set(record_set.per_case["record_path"]) == set(record_set.evals["record_path"])
 
 

@@ -41,13 +41,13 @@ def page(built_outputs):
 def test_images_load(page, built_outputs):
     images = page.evaluate("Array.from(document.images).map((image) => [image.getAttribute('src'), image.naturalWidth])")
     figures = sorted(path.name for path in (built_outputs / "reports" / "figures").glob("*.png"))
-    assert sorted(Path(src).name for src, _ in images) == figures and len(figures) == 5
+    assert sorted(Path(src).name for src, _ in images) == figures and len(figures) == 6
     assert all(width > 0 for _, width in images), images
 
 
 def test_tables_render_every_row(page):
-    # per board: leaderboard, per-class, runs; then one cost table per (device, precision, mode); skipped files
-    assert page.locator("table.sortable").count() == 2 * 3 + 2 + 1
+    # per board: leaderboard, per-class, runs; one cost table per (device, precision, mode); benchmarks; skipped
+    assert page.locator("table.sortable").count() == 2 * 3 + 2 + 1 + 1
     first = page.locator("table.sortable").nth(0)  # other · quick
     assert first.locator("tbody tr").count() == 4
     assert first.locator("tbody tr").nth(0).locator("td").nth(1).inner_text() == "usema_s (ref)"

@@ -8,6 +8,7 @@ import pytest
 
 from usemabench.leaderboard.aggregate import aggregate
 from usemabench.leaderboard.store import load_records
+from usemabench.reports.benchmarks import bench_tables
 from usemabench.reports.figures import slug
 from usemabench.reports.pareto import pareto_front
 from usemabench.reports.qualitative import choose_cases, file_stem, find_sources
@@ -60,3 +61,14 @@ def test_png_names_follow_the_evaluator():
     evaluate = pytest.importorskip("usemabench.runners.evaluate")
     for case_id in ("case_01", "patient 7/slice:3", "ümlaut.tif"):
         assert file_stem(case_id) == evaluate.safe_file_stem(case_id)
+
+
+def test_bench_results_are_read_in_both_layouts_and_unknown_ones_skipped():
+    flat = {"torch": [{"length": 4096, "status": "ok", "time_ms": {"median": 4.4}, "peak_memory_mb": 512.0}],
+            "cuda": [{"length": 4096, "status": "oom"}]}
+    tables = bench_tables(flat)
+    assert list(tables) == [""] and tables[""][0] == "length" and sorted(tables[""][1]) == ["cuda", "torch"]
+    assert tables[""][1]["torch"]["time_ms"].tolist() == [4.4] and math.isnan(tables[""][1]["cuda"]["time_ms"].item())
+    nested = {"op": {"sema": [{"grid": [64, 64], "time_ms": {"median": 1.0}}]}, "notes": "text"}
+    assert bench_tables(nested)["op"][1]["sema"]["size"].tolist() == [4096.0]
+    assert bench_tables({"images_per_s": 12.0, "runs": [{"workers": 2}]}) == {}

@@ -16,6 +16,7 @@ from usemabench.leaderboard.aggregate import DEFAULT_REFERENCE, Leaderboard, agg
 from usemabench.leaderboard.csv_tables import write_csvs
 from usemabench.leaderboard.markdown import leaderboard_markdown
 from usemabench.leaderboard.store import Problem, load_records
+from usemabench.reports.benchmarks import bench_figures
 from usemabench.reports.figures import ReportFigure
 from usemabench.reports.html import report_html
 from usemabench.reports.pareto import pareto_figures
@@ -47,7 +48,7 @@ def write_figures(leaderboard: Leaderboard, figures_dir: Path) -> tuple[list[Rep
     figures = scaling_figures(leaderboard.costs, figures_dir, colors)
     figures += pareto_figures(leaderboard.groups, figures_dir, colors)
     panels, notes = qualitative_figures(leaderboard.groups, leaderboard.record_set.root, figures_dir)
-    return figures + panels, notes
+    return figures + panels + bench_figures(leaderboard.record_set.benches, figures_dir), notes
 
 
 def _remove_stale_figures(figures_dir: Path, keep: list[ReportFigure]) -> None:

@@ -190,6 +190,19 @@ def costs_table(costs: pd.DataFrame) -> Table:
     return render(costs, columns)
 
 
+def bench_table(benches: pd.DataFrame) -> Table:
+    columns = [
+        Column("record", lambda r: r["record_path"], lambda r: r["record_path"], numeric=False),
+        Column("benchmark", lambda r: text(r["variant"]), lambda r: _text_key(r["variant"]), numeric=False),
+        Column("device", lambda r: text(r["device"]), lambda r: _text_key(r["device"]), numeric=False),
+        Column("precision", lambda r: text(r["precision"]), lambda r: _text_key(r["precision"]), numeric=False),
+        Column("mode", lambda r: text(r["mode"]), lambda r: _text_key(r["mode"]), numeric=False),
+        Column("status", lambda r: r["status"], lambda r: r["status"], numeric=False),
+        Column("timing", lambda r: text(r["timing_method"]), lambda r: _text_key(r["timing_method"]), numeric=False),
+    ]
+    return render(benches, columns)
+
+
 def problems_table(problems: list[Problem]) -> Table:
     rows = [[problem.path, problem.reason] for problem in problems]
     return Table(["file", "reason"], rows, [list(row) for row in rows], [False, False])

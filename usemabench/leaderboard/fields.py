@@ -61,6 +61,18 @@ PROFILE_COLUMNS: dict[str, tuple[Path, ...]] = {
     "throughput": (("cost", "throughput"),),
 }
 
+# Benchmark records (benchmarks/*.py): free-form results, read by usemabench.reports.benchmarks.
+BENCH_COLUMNS: dict[str, tuple[Path, ...]] = {
+    "variant": (("metrics", "variant"),),
+    "mode": (("cost", "mode"),),
+    "timing_method": (("cost", "timing_method"),),
+    "memory_method": (("cost", "memory_method"),),
+}
+BENCH_RESULTS_PATH: Path = ("metrics", "results")
+BENCH_SIZE_KEYS = ("tokens", "length")  # else the product of "grid"
+BENCH_TIME_PATH: Path = ("time_ms", "median")
+BENCH_MEMORY_KEY = "peak_memory_mb"
+
 # Per-case CSV written beside eval records (path in files["per_case"], relative to the record).
 PER_CASE_COLUMNS = ("case_id", "class", "dice", "iou", "hd95", "nsd")
 PER_CASE_REQUIRED = ("case_id", "class", "dice")
@@ -133,6 +145,16 @@ def _per_class(record: dict) -> dict[str, float]:
 def train_fields(record: dict) -> dict[str, Any]:
     row = run_fields(record)
     row.update(_columns(record, TRAIN_COLUMNS, frozenset(TRAIN_COLUMNS)))
+    return row
+
+
+def bench_fields(record: dict) -> dict[str, Any]:
+    row = run_fields(record)
+    row.update(_columns(record, BENCH_COLUMNS, frozenset()))
+    results: Any = record
+    for key in BENCH_RESULTS_PATH:
+        results = results.get(key) if isinstance(results, dict) else None
+    row["results"] = results if isinstance(results, dict) else {}
     return row
 
 

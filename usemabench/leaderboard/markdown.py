@@ -60,6 +60,11 @@ def leaderboard_markdown(leaderboard: Leaderboard, figures: list[ReportFigure], 
     for (device, precision, mode), rows in leaderboard.costs.groupby(["device", "precision", "mode"], sort=True):
         lines += [f"### {device} · {precision} · {mode}", "", markdown_table(display.costs_table(rows)), ""]
         lines += [*_figures_of(figures, ("costs", device, precision, mode), link), ""]
+    if not record_set.benches.empty:
+        lines += ["## Benchmarks", "", markdown_table(display.bench_table(record_set.benches)), ""]
+        for path in record_set.benches["record_path"]:
+            lines += _figures_of(figures, ("bench", path), link)
+        lines.append("")
     if notes:
         lines += ["## Notes", "", *[f"- {note}" for note in notes], ""]
     if record_set.problems:

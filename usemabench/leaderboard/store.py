@@ -12,6 +12,7 @@ from usemabench.leaderboard.fields import (
     PER_CASE_COLUMNS,
     PER_CASE_REQUIRED,
     PER_CASE_SUMMARY_CLASSES,
+    bench_fields,
     eval_fields,
     profile_fields,
     train_fields,
@@ -35,6 +36,7 @@ class RecordSet:
     evals: pd.DataFrame
     trains: pd.DataFrame
     profiles: pd.DataFrame
+    benches: pd.DataFrame
     per_case: pd.DataFrame
     counts: dict[str, int]
     problems: list[Problem] = field(default_factory=list)
@@ -86,15 +88,11 @@ def load_records(records_dir: str | os.PathLike) -> RecordSet:
         raise FileNotFoundError(f"records folder {root} does not exist")
     records, skipped = read_records(root)
     problems = [Problem(_relative(item.path, root), _strip_path_prefix(item.reason, item.path)) for item in skipped]
-    rows: dict[str, list[dict]] = {"eval": [], "train": [], "profile": []}
+    extractors = {"eval": eval_fields, "train": train_fields, "profile": profile_fields, "bench": bench_fields}
+    rows: dict[str, list[dict]] = {kind: [] for kind in extractors}
     per_case_tables = []
-    counts = {"train": 0, "eval": 0, "profile": 0, "bench": 0}
     for record in records:
-        counts[record["kind"]] += 1
-        if record["kind"] == "bench":
-            continue
-        extract = {"eval": eval_fields, "train": train_fields, "profile": profile_fields}[record["kind"]]
-        row = extract(record)
+        row = extractors[record["kind"]](record)
         row["record_path"] = _relative(record["_path"], root)
         rows[record["kind"]].append(row)
         if record["kind"] == "eval" and record["status"] == "ok" and row["per_case_file"]:
@@ -113,8 +111,9 @@ def load_records(records_dir: str | os.PathLike) -> RecordSet:
         evals=_frame(rows["eval"], _columns_of(eval_fields)),
         trains=_frame(rows["train"], _columns_of(train_fields)),
         profiles=_frame(rows["profile"], _columns_of(profile_fields)),
+        benches=_frame(rows["bench"], _columns_of(bench_fields)),
         per_case=per_case.sort_values(["record_path", "case_id", "class"], kind="stable").reset_index(drop=True),
-        counts=counts,
+        counts={kind: len(kind_rows) for kind, kind_rows in rows.items()},
         problems=sorted(problems, key=lambda problem: (problem.path, problem.reason)),
     )
 

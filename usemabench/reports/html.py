@@ -124,6 +124,11 @@ def report_html(
             html_table(display.costs_table(rows)),
             *_figures(figures, ("costs", device, precision, mode), link),
         ]
+    if not record_set.benches.empty:
+        contents.append('<li><a href="#benchmarks">Benchmarks</a></li>')
+        sections += ['<h2 id="benchmarks">Benchmarks</h2>', html_table(display.bench_table(record_set.benches))]
+        for path in record_set.benches["record_path"]:
+            sections += _figures(figures, ("bench", path), link)
     if notes:
         sections += ["<h2>Notes</h2>", "<ul>", *[f"<li>{html.escape(note)}</li>" for note in notes], "</ul>"]
     if record_set.problems:

@@ -7,6 +7,7 @@ of memory (and so have no value in that panel) are drawn as crosses on the panel
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,44 @@ def _resolution_label(resolution: tuple[int, int]) -> str:
     return f"{height}²" if height == width else f"{height}×{width}"
 
 
+@dataclass(frozen=True)
+class Series:
+    """One line of a log-log cost panel: sizes and values where measured, sizes where the run failed."""
+
+    name: str
+    sizes: np.ndarray
+    values: np.ndarray
+    failed_sizes: np.ndarray
+
+
+def draw_cost_panel(axis, lines: list[Series], colors: dict, title: str, xlabel: str, failed_label: str) -> None:
+    """Log-log lines with the fitted exponent in the legend; failed sizes as crosses on the top edge."""
+    top_edge = blended_transform_factory(axis.transData, axis.transAxes)
+    drawn = failed = False
+    for line in lines:
+        if line.values.size:
+            alpha = scaling_exponent(line.sizes, line.values)
+            label = f"{line.name} (α={alpha:.2f})" if np.isfinite(alpha) else line.name
+            axis.plot(line.sizes, line.values, marker="o", markersize=3, color=colors[line.name], label=label)
+            drawn = True
+        if line.failed_sizes.size:
+            axis.scatter(line.failed_sizes, np.full(line.failed_sizes.size, 0.97), marker="x", s=40,
+                         color=colors[line.name], transform=top_edge, clip_on=False, zorder=3)
+            failed = True
+    axis.set_xscale("log")
+    axis.set_xlabel(xlabel)
+    axis.set_title(title)
+    if not drawn:
+        axis.text(0.5, 0.5, "no measurements", ha="center", va="center", transform=axis.transAxes)
+        return
+    axis.set_yscale("log")
+    handles, labels = axis.get_legend_handles_labels()
+    if failed:
+        handles.append(Line2D([], [], marker="x", linestyle="", color="black"))
+        labels.append(failed_label)
+    axis.legend(handles, labels, loc="upper left")
+
+
 def scaling_figure(costs: pd.DataFrame, device: str, precision: str, mode: str, path: Path, colors: dict) -> ReportFigure:
     """One figure, three panels (MACs, memory, latency), for the profiles of one (device, precision, mode)."""
     with report_style():
@@ -47,32 +86,15 @@ def scaling_figure(costs: pd.DataFrame, device: str, precision: str, mode: str, 
         axes = figure.subplots(1, len(PANELS))
         ticks = costs.drop_duplicates("pixels").sort_values("pixels")
         for axis, (column, label) in zip(axes, PANELS):
-            top_edge = blended_transform_factory(axis.transData, axis.transAxes)
-            drawn = False
+            lines = []
             for series, rows in costs.groupby("series", sort=True):
                 measured = rows[rows[column].gt(0)]
-                if not measured.empty:
-                    alpha = scaling_exponent(measured["pixels"].to_numpy(), measured[column].to_numpy())
-                    name = f"{series} (α={alpha:.2f})" if np.isfinite(alpha) else series
-                    axis.plot(measured["pixels"], measured[column], marker="o", markersize=3, color=colors[series], label=name)
-                    drawn = True
                 oom = rows[rows["status"].eq("oom") & ~rows[column].gt(0)]
-                axis.scatter(oom["pixels"], np.full(len(oom), 0.97), marker="x", s=40, color=colors[series],
-                             transform=top_edge, clip_on=False, zorder=3)
-            axis.set_xscale("log")
+                lines.append(Series(series, measured["pixels"].to_numpy(float), measured[column].to_numpy(float),
+                                    oom["pixels"].to_numpy(float)))
+            draw_cost_panel(axis, lines, colors, label, "resolution (log of pixels)", "out of memory")
             axis.set_xticks(ticks["pixels"], [_resolution_label(value) for value in ticks["resolution"]])
             axis.minorticks_off()
-            axis.set_xlabel("resolution (log of pixels)")
-            axis.set_title(label)
-            if drawn:
-                axis.set_yscale("log")
-                handles, labels = axis.get_legend_handles_labels()
-                if costs["status"].eq("oom").any():
-                    handles.append(Line2D([], [], marker="x", linestyle="", color="black"))
-                    labels.append("out of memory")
-                axis.legend(handles, labels, loc="upper left")
-            else:
-                axis.text(0.5, 0.5, "no measurements", ha="center", va="center", transform=axis.transAxes)
         title = f"{device} · {precision} · {mode}"
         figure.suptitle(f"Cost against resolution: {title} (α: fitted exponent of pixels)")
         save_png(figure, path)
