@@ -161,7 +161,12 @@ def test_dispatcher_names_the_backend_that_ran() -> None:
 
 @pytest.mark.parametrize(
     "name,bad_shape,message",
-    [("B", (2, 5, 9), "B must be"), ("A", (4, 3, 1), "A must be real"), ("D", (3,), "D must be"), ("z", (2, 4, 8), "z must")],
+    [
+        ("B", (2, 5, 9), "B must be"),
+        ("A", (4, 3, 1), "A must be real"),
+        ("D", (3,), "D must be"),
+        ("z", (2, 4, 8), "z must"),
+    ],
 )
 def test_bad_shapes_raise_errors_naming_the_argument(name, bad_shape, message) -> None:
     inputs = {key: tensor.detach() for key, tensor in make_inputs().items()}

@@ -5,3 +5,5 @@ from usemabench.zoo import unet  # noqa: F401
 from usemabench.zoo import transunet  # noqa: F401
 from usemabench.zoo import unetr  # noqa: F401
 from usemabench.zoo import swinunet  # noqa: F401
+from usemabench.zoo import umamba  # noqa: F401
+from usemabench.zoo import vmunet  # noqa: F401

@@ -180,7 +180,8 @@ def _linear_scan(decay: Tensor, update: Tensor, initial: Tensor, reverse: bool =
     stride = 1
     while stride < length:
         # `target` positions combine with the `source` positions `stride` steps before them (after, in reverse).
-        target, source = (slice(None, -stride), slice(stride, None)) if reverse else (slice(stride, None), slice(None, -stride))
+        later, earlier = slice(stride, None), slice(None, -stride)
+        target, source = (earlier, later) if reverse else (later, earlier)
         # Right-hand sides are evaluated before the writes, so each step reads the previous step's values.
         update[..., target, :] += decay[..., target, :] * update[..., source, :]
         if 2 * stride < length:
@@ -255,7 +256,9 @@ class _Layout:
         self.dtype = _compute_dtype(u)
         batch, dim, length = u.shape
         self.grouped = (batch, groups, dim // groups, length)
-        self.delta_pre = delta.to(self.dtype) if delta_bias is None else delta.to(self.dtype) + delta_bias.to(self.dtype)[:, None]
+        self.delta_pre = delta.to(self.dtype)
+        if delta_bias is not None:
+            self.delta_pre = self.delta_pre + delta_bias.to(self.dtype)[:, None]
         delta_eff = F.softplus(self.delta_pre) if delta_softplus else self.delta_pre
         self.args = (
             u.reshape(self.grouped),
@@ -311,12 +314,13 @@ def _torch_backward(
 
 
 class _TorchScan(torch.autograd.Function):
-    """Autograd around `_torch_forward`: saves the inputs, the scan part and one state per chunk."""
+    """Autograd around `_torch_forward`: saves the inputs and one state per chunk."""
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size):
         y, scanned, chunk_states = _torch_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size)
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, scanned, chunk_states)
+        # The scan part is needed again only for the gradient of z.
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, None if z is None else scanned, chunk_states)
         ctx.delta_softplus = delta_softplus
         ctx.chunk_size = chunk_size
         return y
@@ -494,7 +498,9 @@ def _backward(ctx, grad_y: Tensor) -> tuple[Tensor | None, ...]:
 torch.library.register_autograd("usemabench::selective_scan", _backward, setup_context=_setup_context)
 
 
-def selective_scan_macs(batch: int, dim: int, length: int, d_state: int, with_D: bool = True, with_z: bool = False) -> int:
+def selective_scan_macs(
+    batch: int, dim: int, length: int, d_state: int, with_D: bool = True, with_z: bool = False
+) -> int:
     """Forward cost in multiply-accumulate equivalents, mamba-ssm's convention (see the module docstring)."""
     return 9 * batch * length * dim * d_state + batch * dim * length * (int(with_D) + int(with_z))
 
