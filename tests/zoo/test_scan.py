@@ -20,8 +20,13 @@ from usemabench.zoo.layers.scan import (
 )
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-# mamba-ssm's and the Triton kernels take float32 at most; the pure-PyTorch backends are checked in float64.
-DTYPE_AND_TOLERANCE = {"torch": (torch.float64, 1e-10), "triton": (torch.float32, 2e-4), "cuda": (torch.float32, 2e-4)}
+# (dtype, rtol, atol). mamba-ssm's and the Triton kernels take float32 at most (mamba-ssm's tolerance is the one
+# its own tests use for float32); the pure-PyTorch backend is checked in float64.
+DTYPE_AND_TOLERANCE = {
+    "torch": (torch.float64, 1e-10, 1e-10),
+    "triton": (torch.float32, 2e-4, 2e-4),
+    "cuda": (torch.float32, 6e-4, 2e-3),
+}
 
 
 def available_backends() -> list[tuple[str, str]]:
@@ -62,12 +67,12 @@ def run_with_gradients(function, inputs: dict, delta_softplus: bool, **kwargs):
     return output, dict(zip(inputs, gradients))
 
 
-def assert_matches_reference(function, inputs, delta_softplus, tolerance, **kwargs):
+def assert_matches_reference(function, inputs, delta_softplus, rtol=1e-10, atol=1e-10, **kwargs):
     expected, expected_grads = run_with_gradients(selective_scan_reference, inputs, delta_softplus)
     actual, actual_grads = run_with_gradients(function, inputs, delta_softplus, **kwargs)
-    torch.testing.assert_close(actual, expected, rtol=tolerance, atol=tolerance)
+    torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol)
     for name in inputs:
-        torch.testing.assert_close(actual_grads[name], expected_grads[name], rtol=tolerance, atol=tolerance, msg=name)
+        torch.testing.assert_close(actual_grads[name], expected_grads[name], rtol=rtol, atol=atol, msg=name)
 
 
 def test_reference_matches_hand_computed_recurrence() -> None:
@@ -109,7 +114,7 @@ def test_reference_applies_bias_softplus_gate_and_groups_as_mamba_ssm_documents(
 @pytest.mark.parametrize("groups", [None, 2])
 def test_torch_backend_matches_reference_across_chunks(length: int, chunk_size: int, groups: int | None) -> None:
     inputs = make_inputs(length=length, groups=groups)
-    assert_matches_reference(selective_scan_torch, inputs, True, 1e-10, chunk_size=chunk_size)
+    assert_matches_reference(selective_scan_torch, inputs, True, chunk_size=chunk_size)
 
 
 @pytest.mark.parametrize("backend,device", available_backends(), ids=lambda value: str(value))
@@ -117,9 +122,9 @@ def test_torch_backend_matches_reference_across_chunks(length: int, chunk_size: 
 @pytest.mark.parametrize("groups", [None, 4])
 @pytest.mark.parametrize("with_extras,delta_softplus", [(True, True), (False, False), (True, False)])
 def test_backend_matches_reference(backend, device, length, groups, with_extras, delta_softplus) -> None:
-    dtype, tolerance = DTYPE_AND_TOLERANCE[backend]
+    dtype, rtol, atol = DTYPE_AND_TOLERANCE[backend]
     inputs = make_inputs(dim=8, length=length, groups=groups, dtype=dtype, device=device, with_extras=with_extras)
-    assert_matches_reference(selective_scan, inputs, delta_softplus, tolerance, backend=backend)
+    assert_matches_reference(selective_scan, inputs, delta_softplus, rtol, atol, backend=backend)
     assert last_backend_used() == backend
 
 
