@@ -95,6 +95,7 @@ def test_record_of_a_model(tiny_models: None, mode: str) -> None:
     # At least the input, the first activation (2 x 4 x 32 x 32 floats) and the weights are live at once.
     assert cost["peak_memory_bytes"] >= 4 * (2 * 32 * 32 + 2 * 4 * 32 * 32 + weights)
     assert "profiler memory events" in cost["memory_method"]
+    assert cost["cpu_load_average_1min"] >= 0
     assert record["environment"]["precision"] == "fp32"
     assert record["model"]["config"] == {"in_channels": 1, "num_classes": 2}
 

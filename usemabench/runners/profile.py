@@ -18,6 +18,7 @@ with deep supervision, backward, SGD step):
 - latency: `warmup` calls, then `repeats` calls each timed alone, by CUDA events on the GPU (the GPU time
   between the call's first and last kernel launch) or `time.perf_counter` on the CPU; median and
   interquartile range; throughput = batch / median. On CUDA cuDNN autotuning is on (as nnU-Net trains).
+  On the CPU the 1-minute load average before timing is recorded: other processes inflate CPU times.
 - backends: the SDPA kernels one forward dispatched (profiler op names), the SEMA backend of the model's
   SEMA modules, the selective-scan backend that ran; precision is what autocast ran (the CPU runs fp32).
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -327,11 +329,14 @@ def _measure(
         # see frees of blocks allocated before it started) does not count them twice.
         step.optimizer.zero_grad(set_to_none=True)
     peak_bytes, memory_method = measure_peak_memory(step, model, (inputs, targets), device)
+    load = os.getloadavg()[0] if device.type == "cpu" and hasattr(os, "getloadavg") else None
     seconds = time_calls(step, device, warmup=0, repeats=repeats)
     latency = latency_summary(seconds, warmup)
     infer = make_step(model, "infer", inputs, targets, precision, device)  # switches the model to eval mode
     backends = kernel_backends(model, device, infer, inputs, precision)
+    extra = {} if load is None else {"cpu_load_average_1min": load}  # CPU times on a shared machine need it
     return {
+        **extra,
         "peak_memory_bytes": int(peak_bytes),
         "memory_method": memory_method,
         "latency_ms": latency,
