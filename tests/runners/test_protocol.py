@@ -30,8 +30,12 @@ def test_hash_covers_every_field_and_a_file_equals_its_packaged_copy(tmp_path):
 
 
 def test_precision_overrides_by_family_or_name_glob():
-    gpu = load_protocol("gpu-short")
+    from usemabench.runners.protocol import protocol_from_dict
+
+    contents = {**load_protocol("gpu-short").contents, "precision_overrides": {"family:mamba": "fp32", "transunet*": "fp16"}}
+    gpu = protocol_from_dict(contents)
     assert gpu.precision_for("umamba_bot", "mamba") == ("fp32", "family:mamba")
+    assert gpu.precision_for("transunet_small", "attention-full") == ("fp16", "transunet*")
     assert gpu.precision_for("usema_t", "usema") == ("bf16", None)
 
 

@@ -87,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sweep = subparsers.add_parser("sweep", help="models x datasets x seeds; skips finished combinations, records failures")
     sweep.add_argument("--models", type=_comma_list, required=True, help="comma-separated model names")
     sweep.add_argument("--datasets", type=_comma_list, default=["synthetic"], help="comma-separated datasets (default: synthetic)")
-    sweep.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default: 0)")
+    sweep.add_argument("--seeds", type=_seeds, default=None, help="comma-separated seeds (default: the protocol's seeds)")
     _add_run_options(sweep)
     sweep.add_argument("--slurm", action="store_true", help="submit each combination as a SLURM job (needs submitit)")
     sweep.add_argument("--slurm-partition", default=None)
@@ -146,6 +146,7 @@ def predict_command(args: argparse.Namespace) -> int:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
+    from usemabench.runners.protocol import load_protocol
     from usemabench.runners.sweep import combinations, run_sweep
 
     template = _request(args, "", "", 0)
@@ -155,7 +156,8 @@ def sweep_command(args: argparse.Namespace) -> int:
                  "cpus_per_task": args.slurm_cpus}
         if args.slurm_partition:
             slurm["slurm_partition"] = args.slurm_partition
-    items = run_sweep(combinations(args.models, args.datasets, args.seeds, template), slurm=slurm)
+    seeds = args.seeds if args.seeds is not None else list(load_protocol(args.protocol).seeds)
+    items = run_sweep(combinations(args.models, args.datasets, seeds, template), slurm=slurm)
     counts = {status: sum(item.status == status for item in items) for status in sorted({item.status for item in items})}
     print("sweep: " + ", ".join(f"{count} {status}" for status, count in counts.items()))
     return 1 if any(item.status in ("failed", "oom") for item in items) else 0

@@ -138,7 +138,7 @@ def run_experiment(request: ExperimentRequest) -> ExperimentOutcome:
             )
             if not prepared.context.is_main:
                 return outcome
-            backends = kernel_backends(model, test_set[0]["image"].unsqueeze(0), prepared.device, prepared.precision)
+            backends = _backends(prepared, model)
             train_path = _write_train_record(prepared, model, result, train_set, backends, time.perf_counter() - started)
             outcome = ExperimentOutcome("ok", train_path)
         if "evaluate" in request.stages and prepared.context.is_main:
@@ -151,6 +151,12 @@ def run_experiment(request: ExperimentRequest) -> ExperimentOutcome:
             raise
         return _record_failure(prepared, stage, error, train_set, test_set)
     return outcome
+
+
+def _backends(prepared: Prepared, model: torch.nn.Module) -> dict:
+    """Kernel backends, probed at the training resolution (a size every model accepts)."""
+    probe = torch.zeros(1, prepared.spec.in_channels, *prepared.protocol.resolution)
+    return kernel_backends(model, probe, prepared.device, prepared.precision)
 
 
 def checkpoint_name(protocol: Protocol) -> str:
@@ -176,7 +182,7 @@ def _evaluate(prepared: Prepared, model: torch.nn.Module, test_set: Segmentation
     path = prepared.run_dir / checkpoint_name(protocol)
     payload = load_checkpoint(path, map_location=prepared.device)
     model.load_state_dict(payload["model"])
-    backends = kernel_backends(model, test_set[0]["image"].unsqueeze(0), prepared.device, prepared.precision)
+    backends = _backends(prepared, model)
     evaluation = evaluate_model(
         model, test_set, class_names=spec.class_names, resolution=protocol.resolution, policy=spec.eval_policy,
         device=prepared.device, precision=prepared.precision, nsd_tolerance=protocol.evaluation.nsd_tolerance_px,

@@ -127,6 +127,8 @@ def train(
     else:
         seed_everything(derive_seed(seed, "train"))
     if device.type == "cuda":
+        # Fixed training shapes: let cuDNN pick its fastest kernels (GPU runs are not bitwise anyway).
+        torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats(device)
 
     trained = _wrap_distributed(model, context, device, protocol)
