@@ -1,4 +1,4 @@
-"""Shared test settings: small CPU thread count, seeded RNGs, and the path to ../shared/data."""
+"""Shared test settings: one CPU thread, seeded RNGs, and the path to ../shared/data."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import pytest
 import torch
 
 SHARED_DATA = Path(os.environ.get("USEMABENCH_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")).resolve()
+
+
+# Tests use small tensors: one thread avoids thread-pool stalls on a shared or 2-core CI machine.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -21,4 +21,6 @@ step() {
   local code=$?
   printf '%-28s rc=%-3s %4ss\n' "$name" "$code" "$((SECONDS - start))" | tee -a "$RESULTS/logs/steps.txt"
   tail -n 4 "$RESULTS/logs/$name.log"
+  # Pack after every step: a call killed at its time limit still returns everything finished so far.
+  tar czf "${OUT:-/tmp}/gpu_results.tgz" -C /tmp gpu_results
 }

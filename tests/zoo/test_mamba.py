@@ -105,7 +105,7 @@ def test_umamba_follows_the_reference_stage_rules() -> None:
 
 
 def test_umamba_enc_channel_tokens_need_the_built_size() -> None:
-    model = create_model("umamba_enc.small", in_channels=1, num_classes=2, input_size=(32, 32)).eval()
+    model = create_model("umamba_enc_small", in_channels=1, num_classes=2, input_size=(32, 32)).eval()
     assert model.mamba_layers[3].channel_tokens and model.mamba_layers[3].dim == 16  # 4x4 map, 32 channels
     with torch.no_grad():
         assert model(torch.randn(1, 1, 32, 32)).shape == (1, 2, 32, 32)
@@ -124,7 +124,7 @@ def test_umamba_mamba_layers_run_in_float32_under_autocast() -> None:
 
 
 def test_umamba_deep_supervision_in_train_mode_only() -> None:
-    model = create_model("umamba_bot.small", in_channels=1, num_classes=2)
+    model = create_model("umamba_bot_small", in_channels=1, num_classes=2)
     x = torch.randn(1, 1, 32, 32)
     outputs = model.train()(x)
     assert [tuple(out.shape[-2:]) for out in outputs] == [(32, 32), (16, 16), (8, 8)]
@@ -179,7 +179,7 @@ def test_vmunet_parameter_count_matches_the_paper() -> None:
 
 
 def test_vmunet_pads_inputs_to_a_multiple_of_32() -> None:
-    model = create_model("vmunet.small", in_channels=1, num_classes=2).eval()
+    model = create_model("vmunet_small", in_channels=1, num_classes=2).eval()
     seen = []
     model.patch_embed.register_forward_hook(lambda module, args, output: seen.append(tuple(args[0].shape[-2:])))
     with torch.no_grad():

@@ -205,7 +205,7 @@ SIZE_POLICY = "inputs are zero-padded to a multiple of 2^(stages - 1) and the ou
     size_divisor=2 ** (len(NNUNET_2D_WIDTHS) - 1),
     resolution_policy=f"any size: {SIZE_POLICY}",
     reconstructed=RECONSTRUCTED,
-    test_variant="umamba_bot.small",
+    test_variant="umamba_bot_small",
 )
 def umamba_bot(in_channels: int, num_classes: int, **config) -> UMamba:
     """U-Mamba_Bot 2D: nnU-Net residual U-Net with one Mamba layer on the bottleneck."""
@@ -216,7 +216,7 @@ def umamba_bot(in_channels: int, num_classes: int, **config) -> UMamba:
     family="mamba",
     paper=PAPER,
     code=CODE,
-    name="umamba_bot.small",
+    name="umamba_bot_small",
     config=SMALL,
     size_divisor=2 ** (len(SMALL["features_per_stage"]) - 1),
     resolution_policy=f"any size: {SIZE_POLICY}",
@@ -242,7 +242,7 @@ def umamba_bot_small(in_channels: int, num_classes: int, **config) -> UMamba:
         *RECONSTRUCTED,
         "input_size 256x256 stands for the nnU-Net patch size, which the reference takes from the plans",
     ),
-    test_variant="umamba_enc.small",
+    test_variant="umamba_enc_small",
 )
 def umamba_enc(in_channels: int, num_classes: int, **config) -> UMamba:
     """U-Mamba_Enc 2D: nnU-Net residual U-Net with a Mamba layer after every other encoder stage."""
@@ -253,7 +253,7 @@ def umamba_enc(in_channels: int, num_classes: int, **config) -> UMamba:
     family="mamba",
     paper=PAPER,
     code=CODE,
-    name="umamba_enc.small",
+    name="umamba_enc_small",
     config=dict(SMALL, input_size=(64, 64)),
     size_divisor=2 ** (len(SMALL["features_per_stage"]) - 1),
     resolution_policy=f"any size (no channel-token stage at 64x64): {SIZE_POLICY}",

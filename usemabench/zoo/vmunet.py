@@ -266,7 +266,7 @@ RESOLUTION_POLICY = "any size: zero-padded to a multiple of 32 (patch 4 x 3 merg
     size_divisor=32,
     resolution_policy=RESOLUTION_POLICY,
     reconstructed=RECONSTRUCTED,
-    test_variant="vmunet.small",
+    test_variant="vmunet_small",
 )
 def vmunet(in_channels: int, num_classes: int, **config) -> VMUNet:
     """VM-UNet: VMamba SS2D blocks in a U-shape (depths 2-2-2-2 / 2-2-2-1, dims 96-768)."""
@@ -277,7 +277,7 @@ def vmunet(in_channels: int, num_classes: int, **config) -> VMUNet:
     family="mamba",
     paper=PAPER,
     code=CODE,
-    name="vmunet.small",
+    name="vmunet_small",
     config=dict(depths=(1, 1, 1, 1), depths_decoder=(1, 1, 1, 1), dims=(16, 32, 64, 128), drop_path_rate=0.1),
     size_divisor=32,
     resolution_policy=RESOLUTION_POLICY,
