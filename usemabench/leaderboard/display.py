@@ -182,12 +182,16 @@ def costs_table(costs: pd.DataFrame) -> Table:
         Column("MACs", lambda r: count(r["macs"]), lambda r: key(r["macs"])),
         Column("FLOPs", lambda r: count(r["flops"]), lambda r: key(r["flops"])),
         Column("peak memory", lambda r: memory(r["peak_memory_bytes"]), lambda r: key(r["peak_memory_bytes"])),
-        Column("memory method", lambda r: text(r["memory_method"]), lambda r: _text_key(r["memory_method"]), numeric=False),
         Column("latency ms (IQR)", lambda r: milliseconds(r["latency_ms"], r["latency_iqr_ms"]), lambda r: key(r["latency_ms"])),
         Column("images/s", lambda r: number(r["throughput"], 1), lambda r: key(r["throughput"])),
         Column("note", lambda r: short_error(r["error"]), lambda r: _text_key(short_error(r["error"])), numeric=False),
     ]
     return render(costs, columns)
+
+
+def memory_methods(costs: pd.DataFrame) -> list[str]:
+    """The distinct ways peak memory was measured in `costs` (stated once under a table, not per row)."""
+    return sorted({method for method in costs["memory_method"] if isinstance(method, str) and method})
 
 
 def bench_table(benches: pd.DataFrame) -> Table:

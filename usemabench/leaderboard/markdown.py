@@ -59,6 +59,7 @@ def leaderboard_markdown(leaderboard: Leaderboard, figures: list[ReportFigure], 
         lines += ["No profile records yet.", ""]
     for (device, precision, mode), rows in leaderboard.costs.groupby(["device", "precision", "mode"], sort=True):
         lines += [f"### {device} · {precision} · {mode}", "", markdown_table(display.costs_table(rows)), ""]
+        lines += [*[f"Peak memory: {method}." for method in display.memory_methods(rows)], ""]
         lines += [*_figures_of(figures, ("costs", device, precision, mode), link), ""]
     if not record_set.benches.empty:
         lines += ["## Benchmarks", "", markdown_table(display.bench_table(record_set.benches)), ""]

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
+from matplotlib.ticker import Formatter
 
 from usemabench.io import atomic_write_bytes
 
@@ -71,6 +73,25 @@ def save_png(figure: Figure, path: Path) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, metadata={SOFTWARE_KEY: software_tag()})
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+class CompactLogFormatter(Formatter):
+    """Short labels on a log axis ('200M', '1.5G', '0.3'): every tick when the axis spans under a decade,
+    else only the 1×, 2× and 5× ticks, so a short axis still has labels and a long one is not crowded."""
+
+    def __call__(self, value: float, pos: int | None = None) -> str:
+        low, high = sorted(self.axis.get_view_interval())
+        if not (low > 0 and high / low < 10) and f"{value:.1e}"[0] not in "125":
+            return ""
+        for factor, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if value >= factor:
+                return f"{value / factor:.3g}{suffix}"
+        return f"{value:.3g}"
+
+
+def label_log_axis(axis: Axis) -> None:
+    axis.set_major_formatter(CompactLogFormatter())
+    axis.set_minor_formatter(CompactLogFormatter())
 
 
 def slug(*parts: object) -> str:

@@ -122,6 +122,7 @@ def report_html(
         sections += [
             f"<h3>{html.escape(f'{device} · {precision} · {mode}')}</h3>",
             html_table(display.costs_table(rows)),
+            *[f"<p>Peak memory: {html.escape(method)}.</p>" for method in display.memory_methods(rows)],
             *_figures(figures, ("costs", device, precision, mode), link),
         ]
     if not record_set.benches.empty:

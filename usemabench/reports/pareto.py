@@ -8,20 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from matplotlib.ticker import Formatter
 
 from usemabench.leaderboard.aggregate import GroupBoard
-from usemabench.reports.figures import ReportFigure, new_figure, report_style, save_png, slug
-
-
-
-class PlainLogFormatter(Formatter):
-    """Plain numbers on a log axis: every tick labelled when it spans under a decade, else 1×, 2×, 5× only."""
-
-    def __call__(self, value: float, pos: int | None = None) -> str:
-        low, high = sorted(self.axis.get_view_interval())
-        short = low > 0 and high / low < 10
-        return f"{value:.3g}" if short or f"{value:.1e}"[0] in "125" else ""
+from usemabench.reports.figures import ReportFigure, label_log_axis, new_figure, report_style, save_png, slug
 
 
 COST_AXES = (("macs", "MACs at the training resolution"), ("latency_ms", "inference latency (ms)"))
@@ -63,8 +52,7 @@ def pareto_figure(board: GroupBoard, path: Path, colors: dict) -> ReportFigure |
             axis.step(front[column], front["dice_mean"], where="post", color="grey", linestyle="--", label="Pareto front")
             axis.set_xscale("log")
             axis.margins(x=0.15, y=0.15)  # room for the labels of the outermost points
-            axis.xaxis.set_major_formatter(PlainLogFormatter())
-            axis.xaxis.set_minor_formatter(PlainLogFormatter())
+            label_log_axis(axis.xaxis)
             axis.set_xlabel(f"{label} (log)")
             axis.set_ylabel("Dice, mean over seeds")
             axis.legend(loc="lower right")

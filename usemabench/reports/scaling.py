@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.lines import Line2D
+from matplotlib.ticker import NullLocator
 from matplotlib.transforms import blended_transform_factory
 
-from usemabench.reports.figures import ReportFigure, new_figure, report_style, save_png, slug
+from usemabench.reports.figures import ReportFigure, label_log_axis, new_figure, report_style, save_png, slug
 
 PANELS = (("macs", "MACs"), ("peak_memory_bytes", "peak memory (bytes)"), ("latency_ms", "latency (ms)"))
 
@@ -66,12 +67,14 @@ def draw_cost_panel(axis, lines: list[Series], colors: dict, title: str, xlabel:
                          color=colors[line.name], transform=top_edge, clip_on=False, zorder=3)
             failed = True
     axis.set_xscale("log")
+    label_log_axis(axis.xaxis)
     axis.set_xlabel(xlabel)
     axis.set_title(title)
     if not drawn:
         axis.text(0.5, 0.5, "no measurements", ha="center", va="center", transform=axis.transAxes)
         return
     axis.set_yscale("log")
+    label_log_axis(axis.yaxis)
     handles, labels = axis.get_legend_handles_labels()
     if failed:
         handles.append(Line2D([], [], marker="x", linestyle="", color="black"))
@@ -94,7 +97,7 @@ def scaling_figure(costs: pd.DataFrame, device: str, precision: str, mode: str, 
                                     oom["pixels"].to_numpy(float)))
             draw_cost_panel(axis, lines, colors, label, "resolution (log of pixels)", "out of memory")
             axis.set_xticks(ticks["pixels"], [_resolution_label(value) for value in ticks["resolution"]])
-            axis.minorticks_off()
+            axis.xaxis.set_minor_locator(NullLocator())
         title = f"{device} · {precision} · {mode}"
         figure.suptitle(f"Cost against resolution: {title} (α: fitted exponent of pixels)")
         save_png(figure, path)
