@@ -11,8 +11,7 @@ def test_main_job_trains_evaluates_profiles_and_builds_the_leaderboard(blob_fold
     monkeypatch.setattr(main_job, "DEFAULT_FAMILY_MODELS", ("nnunet", "not_a_registered_model"))
     monkeypatch.setattr(main_job, "DATASET", f"folder:{blob_folder}")
     monkeypatch.setattr(main_job, "PROTOCOL", str(tiny_protocol_file))
-    monkeypatch.setattr(main_job, "PROFILE_RESOLUTIONS", (32,))
-    monkeypatch.setattr(main_job, "PROFILE_MODES", ("infer",))
+    monkeypatch.setattr(main_job, "PROFILE_PLAN", {"infer": (32,)})
     monkeypatch.setattr(main_job, "PROFILE_SETTINGS", {"repeats": 1, "warmup": 0, "batch": 1})
     argv = ["run", "--runs-dir", str(tmp_path / "runs"), "--records-dir", str(tmp_path / "leaderboard" / "records"),
             "--leaderboard-dir", str(tmp_path / "leaderboard"), "--reports-dir", str(tmp_path / "reports"),

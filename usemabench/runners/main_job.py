@@ -27,8 +27,9 @@ DEFAULT_FAMILY_MODELS = ("usema_t", "nnunet", "umamba_bot", "transunet")
 DATASET = "synthetic"
 PROTOCOL = "quick"
 SEED = 0
-PROFILE_RESOLUTIONS = (64, 128, 256)
-PROFILE_MODES = ("infer", "train")
+# Inference across sizes for the scaling charts; one training step at the quick protocol's resolution
+# for the leaderboard's training-memory column.
+PROFILE_PLAN = {"infer": (64, 128, 256), "train": (64,)}
 PROFILE_SETTINGS = {"repeats": 5, "warmup": 2, "batch": 1}
 
 
@@ -69,7 +70,7 @@ def run_main_job(
 
 
 def profile_models(models: list[str], records_dir: Path, device: str, log: Callable[[str], None]) -> None:
-    """Profile records at PROFILE_RESOLUTIONS for each model, skipping those already recorded on this device."""
+    """Profile records of PROFILE_PLAN for each model, skipping those already recorded on this device."""
     spec = get_dataset_spec(DATASET)
     channels = {"in_channels": spec.in_channels, "num_classes": spec.num_classes}
     here = device_name(str(resolve_device(device)))
@@ -83,8 +84,8 @@ def profile_models(models: list[str], records_dir: Path, device: str, log: Calla
         }
     for name in models:
         config_hash = model_entry(name, {**channels, **get_model_info(name).default_config})["config_hash"]
-        for mode in PROFILE_MODES:
-            missing = [side for side in PROFILE_RESOLUTIONS if (config_hash, (side, side), mode) not in existing]
+        for mode, sides in PROFILE_PLAN.items():
+            missing = [side for side in sides if (config_hash, (side, side), mode) not in existing]
             if missing:
                 profile_sweep([name], missing, modes=(mode,), records_dir=records_dir, log=log, device=device,
                               **channels, **PROFILE_SETTINGS)

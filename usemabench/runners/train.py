@@ -74,8 +74,7 @@ class TrainResult:
     best_epoch: int
     final_val_dice: float
     train_seconds: float
-    peak_memory_bytes: int
-    memory_method: str
+    memory: dict[str, Any]  # the record's memory fields: what was measured and how
     resumed_from_step: int | None
 
     @property
@@ -208,7 +207,6 @@ def train(
             )
         barrier(context)
 
-    peak, method = _peak_memory(device)
     return TrainResult(
         run_dir=run_dir,
         steps=state.step,
@@ -217,8 +215,7 @@ def train(
         best_epoch=state.best_epoch,
         final_val_dice=last_val_dice,
         train_seconds=state.train_seconds,
-        peak_memory_bytes=peak,
-        memory_method=method,
+        memory=_peak_memory(device),
         resumed_from_step=resumed_from,
     )
 
@@ -328,8 +325,17 @@ def _log_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _peak_memory(device: torch.device) -> tuple[int, str]:
+def _peak_memory(device: torch.device) -> dict[str, Any]:
+    """Peak memory of training: the CUDA allocator's peak on a GPU.
+
+    On the CPU only the process's peak resident size is known; it includes Python, the libraries and
+    every earlier run of the process, so it is recorded under its own name, not as the model's peak
+    (the profiler's training-mode records measure that).
+    """
     if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device)), "torch.cuda.max_memory_allocated (training, this process)"
-    # ru_maxrss is in KiB on Linux: the peak resident memory of the whole process (data and Python included).
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "process peak RSS (getrusage ru_maxrss)"
+        return {
+            "peak_memory_bytes": int(torch.cuda.max_memory_allocated(device)),
+            "memory_method": "torch.cuda.max_memory_allocated over training (this process)",
+        }
+    # ru_maxrss is in KiB on Linux.
+    return {"process_peak_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024}
