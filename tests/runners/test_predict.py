@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import usemabench.hub
@@ -52,8 +53,11 @@ def test_weights_folder_of_the_hub_layout_needs_the_resolution(trained, blob_fol
 
 def test_hub_ids_go_to_the_hub_and_bad_references_are_named(trained, monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setattr(usemabench.hub, "load_pretrained", lambda reference, name=None: calls.append((reference, name)) or "model")
-    assert load_weights("someone/usema-tiny@v1", "usema_tiny").model == "model"
+    hub_model = torch.nn.Identity()
+    hub_model.usemabench_preprocessing = {"resolution": [64, 64]}
+    monkeypatch.setattr(usemabench.hub, "load_pretrained", lambda reference, name=None: calls.append((reference, name)) or hub_model)
+    loaded = load_weights("someone/usema-tiny@v1", "usema_tiny")
+    assert loaded.model is hub_model and loaded.preprocessing == {"resolution": [64, 64]}
     assert calls == [("someone/usema-tiny@v1", "usema_tiny")]
     with pytest.raises(ValueError, match="holds weights of model 'nnunet_small', not 'usema_tiny'"):
         load_weights(str(trained), "usema_tiny")
