@@ -182,6 +182,7 @@ def _group_board(
     costs: pd.DataFrame,
     preferred_reference: str,
 ) -> GroupBoard:
+    """One model row per name in `models`, with every expected (model, seed) run accounted for."""
     seeds = sorted({seed for seed in [*evals["seed"], *trains["seed"]] if seed is not None and not pd.isna(seed)})
     seed_keys: list[int | None] = [int(seed) for seed in seeds] or [None]
     run_rows, model_rows, class_rows, chosen_rows, scores_by_model = [], [], [], [], {}
@@ -204,12 +205,13 @@ def _group_board(
                 chosen_rows.append(eval_row)
                 if train_row is not None:
                     trains_used.append(train_row)
-            elif status != "missing" or len(seed_keys) > 1:
+            elif status != "missing" or len(seed_keys) > 1:  # with one seed the row's status already says it
                 notes.append(f"seed {_seed_label(seed)}: {status}" + (f" ({error})" if error else ""))
-        model_rows.append(_model_row(model, ok_evals, trains_used, statuses, notes, record_set, costs))
+        scores = _case_scores(record_set.per_case, [row["record_path"] for row in ok_evals])
+        model_rows.append(_model_row(model, ok_evals, trains_used, statuses, notes, scores, costs))
         class_rows.append(_per_class_row(model, ok_evals, record_set))
         if ok_evals:
-            scores_by_model[model] = _case_scores(record_set.per_case, [row["record_path"] for row in ok_evals])
+            scores_by_model[model] = scores
 
     table = pd.DataFrame(model_rows)
     evaluated = [row["model"] for row in model_rows if row["seeds_ok"] > 0]
@@ -233,12 +235,20 @@ def _group_board(
     )
 
 
-def _model_row(model, ok_evals, trains_used, statuses, notes, record_set, costs) -> dict:
+def _model_row(
+    model: str,
+    ok_evals: list[pd.Series],
+    trains_used: list[pd.Series],
+    statuses: list[str],
+    notes: list[str],
+    scores: pd.DataFrame,
+    costs: pd.DataFrame,
+) -> dict:
+    """The leaderboard row of one model: seeds, cases, status, and costs at its training resolution."""
     dice_mean, dice_std = _mean_std([row["dice"] for row in ok_evals])
     hd95_mean, hd95_std = _mean_std([row["hd95"] for row in ok_evals])
     iou_mean, _ = _mean_std([row["iou"] for row in ok_evals])
     nsd_mean, _ = _mean_std([row["nsd"] for row in ok_evals])
-    scores = _case_scores(record_set.per_case, [row["record_path"] for row in ok_evals])
     dice_low, dice_high = bootstrap_ci(scores["dice"]) if len(scores) else (float("nan"), float("nan"))
     seeds_ok = sum(status == "ok" for status in statuses)
     if seeds_ok == len(statuses):

@@ -1,9 +1,9 @@
 """The one place that maps record fields to table columns.
 
 Records are written by several runners (train, evaluate, profile); their free-form `metrics` and `cost`
-dicts may gain or lose optional fields. Every other leaderboard module reads records only through
-`run_fields`, `eval_fields`, `profile_fields` and `train_fields`, so adapting to a changed record means
-editing the paths below. Each column lists candidate paths, tried in order; a missing field is None.
+dicts may gain or lose optional fields. Every other leaderboard and report module reads records only
+through `run_fields`, `eval_fields`, `train_fields`, `profile_fields` and `bench_fields` (and the
+per-case and bench-point names below), so adapting to a changed record means editing this file. Each column lists candidate paths, tried in order; a missing field is None.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-Path = tuple[str, ...]
+FieldPath = tuple[str, ...]
 
 # Identity of a run, shared by every kind of record.
-RUN_COLUMNS: dict[str, tuple[Path, ...]] = {
+RUN_COLUMNS: dict[str, tuple[FieldPath, ...]] = {
     "kind": (("kind",),),
     "status": (("status",),),
     "model": (("model", "name"),),
@@ -27,7 +27,7 @@ RUN_COLUMNS: dict[str, tuple[Path, ...]] = {
 }
 
 # Evaluation records: means over test cases, as the evaluator wrote them.
-EVAL_COLUMNS: dict[str, tuple[Path, ...]] = {
+EVAL_COLUMNS: dict[str, tuple[FieldPath, ...]] = {
     "dice": (("metrics", "dice", "mean"), ("metrics", "dice")),
     "iou": (("metrics", "iou", "mean"), ("metrics", "iou")),
     "hd95": (("metrics", "hd95", "mean"), ("metrics", "hd95")),
@@ -37,17 +37,17 @@ EVAL_COLUMNS: dict[str, tuple[Path, ...]] = {
     "images_dir": (("files", "images"),),
     "labels_dir": (("files", "labels"),),
 }
-EVAL_PER_CLASS_PATH: Path = ("metrics", "dice", "per_class")
+EVAL_PER_CLASS_PATH: FieldPath = ("metrics", "dice", "per_class")
 
 # Training records: what the run itself measured.
-TRAIN_COLUMNS: dict[str, tuple[Path, ...]] = {
+TRAIN_COLUMNS: dict[str, tuple[FieldPath, ...]] = {
     "params": (("cost", "params", "total"), ("cost", "params")),
     "peak_memory_bytes": (("cost", "peak_memory_bytes"),),
     "train_seconds": (("cost", "train_seconds"), ("cost", "wall_seconds")),
 }
 
 # Profile records: one (model, resolution, device, precision, mode) each.
-PROFILE_COLUMNS: dict[str, tuple[Path, ...]] = {
+PROFILE_COLUMNS: dict[str, tuple[FieldPath, ...]] = {
     "mode": (("cost", "mode"),),
     "variant": (("metrics", "variant"),),  # e.g. "sdpa-math": the same model timed another way
     "batch": (("cost", "batch"), ("cost", "batch_size")),
@@ -62,15 +62,15 @@ PROFILE_COLUMNS: dict[str, tuple[Path, ...]] = {
 }
 
 # Benchmark records (benchmarks/*.py): free-form results, read by usemabench.reports.benchmarks.
-BENCH_COLUMNS: dict[str, tuple[Path, ...]] = {
+BENCH_COLUMNS: dict[str, tuple[FieldPath, ...]] = {
     "variant": (("metrics", "variant"),),
     "mode": (("cost", "mode"),),
     "timing_method": (("cost", "timing_method"),),
     "memory_method": (("cost", "memory_method"),),
 }
-BENCH_RESULTS_PATH: Path = ("metrics", "results")
+BENCH_RESULTS_PATH: FieldPath = ("metrics", "results")
 BENCH_SIZE_KEYS = ("tokens", "length")  # else the product of "grid"
-BENCH_TIME_PATH: Path = ("time_ms", "median")
+BENCH_TIME_PATH: FieldPath = ("time_ms", "median")
 BENCH_MEMORY_KEY = "peak_memory_mb"
 
 # Per-case CSV written beside eval records (path in files["per_case"], relative to the record).
@@ -80,7 +80,7 @@ PER_CASE_REQUIRED = ("case_id", "class", "dice")
 PER_CASE_SUMMARY_CLASSES = frozenset({"mean", "all", "average"})
 
 
-def lookup(record: dict, candidates: tuple[Path, ...]) -> Any:
+def lookup(record: dict, candidates: tuple[FieldPath, ...]) -> Any:
     """The value at the first candidate path present in `record` whose value is not a dict; else None."""
     for path in candidates:
         value: Any = record
@@ -101,7 +101,7 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _columns(record: dict, columns: dict[str, tuple[Path, ...]], numeric: frozenset[str]) -> dict[str, Any]:
+def _columns(record: dict, columns: dict[str, tuple[FieldPath, ...]], numeric: frozenset[str]) -> dict[str, Any]:
     row = {}
     for name, candidates in columns.items():
         value = lookup(record, candidates)
@@ -133,13 +133,17 @@ def eval_fields(record: dict) -> dict[str, Any]:
     return row
 
 
-def _per_class(record: dict) -> dict[str, float]:
+def _mapping_at(record: dict, path: FieldPath) -> dict:
+    """The dict at `path` in `record`, or {} when any step is missing or not a dict."""
     value: Any = record
-    for key in EVAL_PER_CLASS_PATH:
+    for key in path:
         value = value.get(key) if isinstance(value, dict) else None
-    if not isinstance(value, dict):
-        return {}
-    return {str(name): number for name, raw in value.items() if (number := _number(raw)) is not None}
+    return value if isinstance(value, dict) else {}
+
+
+def _per_class(record: dict) -> dict[str, float]:
+    values = _mapping_at(record, EVAL_PER_CLASS_PATH)
+    return {str(name): number for name, raw in values.items() if (number := _number(raw)) is not None}
 
 
 def train_fields(record: dict) -> dict[str, Any]:
@@ -151,10 +155,7 @@ def train_fields(record: dict) -> dict[str, Any]:
 def bench_fields(record: dict) -> dict[str, Any]:
     row = run_fields(record)
     row.update(_columns(record, BENCH_COLUMNS, frozenset()))
-    results: Any = record
-    for key in BENCH_RESULTS_PATH:
-        results = results.get(key) if isinstance(results, dict) else None
-    row["results"] = results if isinstance(results, dict) else {}
+    row["results"] = _mapping_at(record, BENCH_RESULTS_PATH)
     return row
 
 
