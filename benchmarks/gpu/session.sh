@@ -14,7 +14,7 @@ for model in usema_s usema_s_none nnunet umamba_bot transunet; do
     --device cuda --no-progress --runs-dir /tmp/runs --records-dir "$RECORDS/dsb2018"
 done
 
-step profile_scaling 120 python3 -m usemabench profile \
+step profile_scaling 150 python3 -m usemabench profile \
   --models usema_t,usema_s,usema_s_full,nnunet,umamba_bot,transunet --resolutions 256,512,1024,2048 \
   --batch 1 --device cuda --precision bf16 --mode both --repeats 5 --warmup 2 --records-dir "$RECORDS/profile"
 step profile_mamba_triton 45 python3 -m usemabench profile --models vmunet --resolutions 256,512,1024 \
