@@ -29,7 +29,7 @@ PROTOCOL = "quick"
 SEED = 0
 # Inference across sizes for the scaling charts; one training step at the quick protocol's resolution
 # for the leaderboard's training-memory column.
-PROFILE_PLAN = {"infer": (64, 128, 256), "train": (64,)}
+PROFILE_PLAN = {"infer": (64, 128, 256), "train": (96,)}
 PROFILE_SETTINGS = {"repeats": 5, "warmup": 2, "batch": 1}
 
 
