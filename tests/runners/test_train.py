@@ -104,3 +104,12 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path):
 def _read_log(run_dir):
     with open(run_dir / LOG_NAME, newline="") as stream:
         return list(csv.DictReader(stream))
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_loop_runs_under_autocast(tmp_path, precision):
+    # The GPU paths (autocast, fp16 grad scaling) exercised on the CPU, where autocast also exists.
+    _, result = run_training(tmp_path, tiny_protocol(epochs=1), precision=precision)
+    assert result.steps == 4 and 0.0 <= result.final_val_dice <= 1.0
+    scaler_state = load_checkpoint(tmp_path / LAST)["scaler"]
+    assert ("scale" in scaler_state) == (precision == "fp16")  # loss scaling for fp16 only, saved for resume
