@@ -30,9 +30,8 @@ from usemabench.runners.evaluate import evaluate_model, write_eval_record
 from usemabench.runners.precision import resolve_device, resolve_precision
 from usemabench.runners.protocol import Protocol, load_protocol
 from usemabench.runners.seeding import derive_seed, seed_everything
-from usemabench.runners.train import TrainingInterrupted, TrainResult, train
-from usemabench.zoo.registry import ModelInfo, count_parameters, create_model, get_model_info
-
+from usemabench.runners.train import TrainResult, train
+from usemabench.zoo.registry import count_parameters, create_model, get_model_info
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,6 @@ class ExperimentRequest:
     model_overrides: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     stages: tuple[str, ...] = ("train", "evaluate")
-    stop_after_steps: int | None = None  # tests of resume: behave as if killed after this step
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,6 @@ class Prepared:
     request: ExperimentRequest
     protocol: Protocol
     spec: DatasetSpec
-    info: ModelInfo
     model_config: dict
     context: DistributedContext
     device: torch.device
@@ -105,7 +102,7 @@ def prepare(request: ExperimentRequest) -> Prepared:
     precision = resolve_precision(requested, device)
     config = {"in_channels": spec.in_channels, "num_classes": spec.num_classes, **info.default_config, **request.model_overrides}
     override = f"{override_key}: {requested}" if override_key else None
-    return Prepared(request, protocol, spec, info, config, context, device, precision, override)
+    return Prepared(request, protocol, spec, config, context, device, precision, override)
 
 
 def run_experiment(request: ExperimentRequest) -> ExperimentOutcome:
@@ -134,7 +131,7 @@ def run_experiment(request: ExperimentRequest) -> ExperimentOutcome:
                 seed=request.seed, run_dir=prepared.run_dir, num_classes=spec.num_classes, device=prepared.device,
                 precision=prepared.precision, eval_policy=spec.eval_policy, identity=_identity(prepared, train_set),
                 metadata={"preprocessing": preprocessing(spec, protocol)}, context=prepared.context,
-                stop_after_steps=request.stop_after_steps, progress=request.progress,
+                progress=request.progress,
             )
             if not prepared.context.is_main:
                 return outcome
@@ -144,8 +141,6 @@ def run_experiment(request: ExperimentRequest) -> ExperimentOutcome:
         if "evaluate" in request.stages and prepared.context.is_main:
             stage = "evaluation"
             outcome = _evaluate(prepared, model, test_set, train_path)
-    except TrainingInterrupted:
-        raise
     except Exception as error:  # noqa: BLE001 - recorded, then reported by the caller
         if not prepared.context.is_main:
             raise
