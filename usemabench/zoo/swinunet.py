@@ -25,10 +25,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import DropPath, Mlp
 from timm.models.swin_transformer import PatchMerging, WindowAttention
 from torch import Tensor, nn
 
+from usemabench.zoo.layers.init import init_transformer_weights
 from usemabench.zoo.registry import register_model
 
 PATCH_SIZE = 4
@@ -201,7 +202,7 @@ class SwinUNet(nn.Module):
         self.norm_up = nn.LayerNorm(embed_dim)
         self.final_expand = PatchExpand(embed_dim, PATCH_SIZE, embed_dim)
         self.output = nn.Conv2d(embed_dim, num_classes, kernel_size=1, bias=False)
-        self.apply(_init_weights)
+        self.apply(init_transformer_weights)
 
     def forward(self, x: Tensor) -> Tensor:
         height, width = x.shape[-2:]
@@ -217,17 +218,6 @@ class SwinUNet(nn.Module):
             x = layer(concat(torch.cat([x, skip], dim=-1)))
         x = self.final_expand(self.norm_up(x))
         return self.output(x.permute(0, 3, 1, 2))
-
-
-def _init_weights(module: nn.Module) -> None:
-    """The reference's init: trunc-normal(0.02) linear weights, zero biases, unit LayerNorms."""
-    if isinstance(module, nn.Linear):
-        trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
 
 
 RESOLUTION_POLICY = (

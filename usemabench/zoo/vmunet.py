@@ -15,9 +15,10 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, trunc_normal_
+from timm.layers import DropPath
 from torch import Tensor, nn
 
+from usemabench.zoo.layers.init import init_transformer_weights
 from usemabench.zoo.layers.mamba import init_dt_projection_, s4d_real_log_A
 from usemabench.zoo.layers.scan import selective_scan
 from usemabench.zoo.registry import register_model
@@ -223,7 +224,7 @@ class VMUNet(nn.Module):
         )
         self.final_up = PatchExpand(dims_decoder[-1], dims_decoder[-1] // patch_size, scale=patch_size)
         self.final_conv = nn.Conv2d(dims_decoder[-1] // patch_size, num_classes, 1)
-        self.apply(_init_weights)
+        self.apply(init_transformer_weights)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.patch_embed(x)
@@ -235,17 +236,6 @@ class VMUNet(nn.Module):
             # The reference adds the input of encoder stage (n - i) before the decoder stage upsamples it.
             x = layer(x if i == 0 else x + skips[-i])
         return self.final_conv(self.final_up(x).permute(0, 3, 1, 2))
-
-
-def _init_weights(module: nn.Module) -> None:
-    """The reference's VSSM init: Linear weights trunc-normal(0.02), zero biases; LayerNorm to identity."""
-    if isinstance(module, nn.Linear):
-        trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
 
 
 PAPER = "Ruan & Xiang, VM-UNet: Vision Mamba UNet for Medical Image Segmentation, arXiv:2402.02491, 2024"

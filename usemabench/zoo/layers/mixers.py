@@ -16,9 +16,10 @@ MLLA's RoPE is not used (its default for segmentation-sized inputs is off here) 
 from __future__ import annotations
 
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import DropPath, Mlp
 from torch import Tensor, nn
 
+from usemabench.zoo.layers.init import init_transformer_weights
 from usemabench.zoo.layers.sema import from_window_major, sema_attention, to_window_major
 
 TOKEN_MIXERS = ("sema", "full", "linear", "window", "mean")
@@ -200,7 +201,7 @@ class MambaLikeBlock(nn.Module):
         self.cpe2 = depthwise_conv3x3(dim)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU)
-        self.apply(_init_linear_and_norm)
+        self.apply(init_transformer_weights)
 
     def forward(self, x: Tensor, height: int, width: int) -> Tensor:
         if x.shape[1] != height * width:
@@ -214,14 +215,3 @@ class MambaLikeBlock(nn.Module):
         x = shortcut + self.drop_path(x)
         x = x + _conv_on_tokens(self.cpe2, x, height, width)
         return x + self.drop_path(self.mlp(self.norm2(x)))
-
-
-def _init_linear_and_norm(module: nn.Module) -> None:
-    """MLLA's (Swin's) initialisation: truncated normal std 0.02 for Linear, unit LayerNorm."""
-    if isinstance(module, nn.Linear):
-        trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
