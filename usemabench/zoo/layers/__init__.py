@@ -1,1 +1,1 @@
-"""Shared building blocks: convolution blocks, SEMA and sibling token mixers, the selective scan, the Swin/ViT weight init."""
+"""Shared building blocks: convolution blocks, SEMA and sibling token mixers, the selective scan, weight init."""
