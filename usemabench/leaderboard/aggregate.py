@@ -273,6 +273,10 @@ def _model_row(
         params = infer["params"]
     train_memory = max((row["peak_memory_bytes"] for row in trains_used if pd.notna(row["peak_memory_bytes"])), default=None)
     memory_source = "train run" if train_memory is not None else ""
+    # Counts (params, MACs) hold on any device; time and memory only on the device the model was trained on.
+    if train_profile is not None and train_profile["device"] != device:
+        train_profile = None
+    timed_infer = infer if infer is not None and infer["device"] == device else None
     if train_memory is None and train_profile is not None and pd.notna(train_profile["peak_memory_bytes"]):
         train_memory, memory_source = train_profile["peak_memory_bytes"], "profile"
     nan = float("nan")
@@ -299,8 +303,8 @@ def _model_row(
         "macs": float(infer["macs"]) if infer is not None and pd.notna(infer["macs"]) else nan,
         "peak_train_memory_bytes": float(train_memory) if train_memory is not None else nan,
         "peak_train_memory_source": memory_source,
-        "latency_ms": float(infer["latency_ms"]) if infer is not None and pd.notna(infer["latency_ms"]) else nan,
-        "cost_device": infer["device"] if infer is not None else "",
+        "latency_ms": float(timed_infer["latency_ms"]) if timed_infer is not None and pd.notna(timed_infer["latency_ms"]) else nan,
+        "cost_device": timed_infer["device"] if timed_infer is not None else "",
         "note": "; ".join(notes),
     }
 

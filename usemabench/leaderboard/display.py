@@ -21,7 +21,7 @@ CONVENTIONS = (
     "ΔDice: mean paired difference to the reference model over the cases both have, with its bootstrap CI; "
     "p (Holm): two-sided Wilcoxon signed-rank test over those cases, Holm-corrected across the models of a table.",
     "params and MACs (multiply-accumulates for one image) at the training resolution; peak train memory from the "
-    "training run, else from a training-mode profile; latency: inference median from the profile records.",
+    "training run, else from a training-mode profile; latency: inference median from the profile records. Memory and latency are shown only from profiles on the device the model was trained on.",
     "rank: by Dice (seeds). Partial, failed, not evaluated and missing runs are listed with their reason, never dropped.",
 )
 

@@ -47,7 +47,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     protocols = ", ".join(available_protocols())
     parser.add_argument("--protocol", default="quick", help=f"packaged ({protocols}) or a JSON file (default: %(default)s)")
     parser.add_argument("--runs-dir", type=Path, default=defaults.RUNS_DIR, help="checkpoints and logs (default: %(default)s)")
-    parser.add_argument("--records-dir", type=Path, default=defaults.RECORDS_DIR, help="records (default: %(default)s)")
+    parser.add_argument("--records-dir", type=Path, default=None,
+                        help=f"records (default: {defaults.RECORDS_DIR}; main job: {defaults.MAIN_JOB_DIR / 'records'})")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1 ... (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -67,8 +68,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             help="override the model's config (JSON values), repeatable")
         _add_run_options(parser)
         if name == "run":
-            parser.add_argument("--leaderboard-dir", type=Path, default=defaults.LEADERBOARD_DIR, help="main job only (default: %(default)s)")
-            parser.add_argument("--reports-dir", type=Path, default=defaults.REPORTS_DIR, help="main job only (default: %(default)s)")
+            parser.add_argument("--leaderboard-dir", type=Path, default=defaults.MAIN_JOB_DIR / "leaderboard",
+                                help="main job only (default: %(default)s)")
+            parser.add_argument("--reports-dir", type=Path, default=defaults.MAIN_JOB_DIR / "reports",
+                                help="main job only (default: %(default)s)")
         parser.set_defaults(handler=run_command, stages=STAGES[name])
 
     predict = subparsers.add_parser("predict", help="segment a folder of images with trained weights (one mask PNG each)")
@@ -103,7 +106,7 @@ def _request(args: argparse.Namespace, model: str, dataset: str, seed: int):
 
     return ExperimentRequest(
         model=model, dataset=dataset, protocol=args.protocol, seed=seed, runs_dir=args.runs_dir,
-        records_dir=args.records_dir, device=args.device, progress=not args.no_progress,
+        records_dir=args.records_dir or defaults.RECORDS_DIR, device=args.device, progress=not args.no_progress,
         model_overrides=dict(getattr(args, "model_config", [])), stages=getattr(args, "stages", ("train", "evaluate")),
     )
 
@@ -115,7 +118,8 @@ def run_command(args: argparse.Namespace) -> int:
         from usemabench.runners.main_job import run_main_job
 
         return run_main_job(
-            runs_dir=args.runs_dir, records_dir=args.records_dir, leaderboard_dir=args.leaderboard_dir,
+            runs_dir=args.runs_dir, records_dir=args.records_dir or defaults.MAIN_JOB_DIR / "records",
+            leaderboard_dir=args.leaderboard_dir,
             reports_dir=args.reports_dir, device=args.device, progress=not args.no_progress,
         )
     from usemabench.runners.experiment import run_experiment

@@ -179,7 +179,7 @@ def _scan_backward_flop(
 _REDUCTION_TAG = getattr(torch.Tag, "reduction", None)
 
 # Ops known to cost no MACs under our convention, by overload-packet name (the part after `aten.`).
-ZERO_COST_OPS = frozenset(
+_NAMED_ZERO_COST_OPS = frozenset(
     {
         # creation and data movement
         "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "zeros", "zeros_like",
@@ -213,6 +213,12 @@ ZERO_COST_OPS = frozenset(
         "randn_like", "randint", "uniform_", "normal_",
     }
 )
+
+# Activations by name too: which of them carry the `pointwise` tag changes between PyTorch releases
+# (2.11 leaves `leaky_relu_` untagged, seen on the H100), and the tripwire must not depend on that.
+_ACTIVATIONS = ("relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "hardtanh", "elu", "softplus", "mish",
+                "hardswish", "hardsigmoid", "threshold")
+ZERO_COST_OPS = _NAMED_ZERO_COST_OPS | {f"{name}{suffix}" for name in _ACTIVATIONS for suffix in ("", "_", "_backward")}
 
 
 def _has_zero_cost_tags(op: torch._ops.OpOverload) -> bool:

@@ -47,9 +47,9 @@ def default_models(log: Callable[[str], None] = print) -> list[str]:
 
 def run_main_job(
     runs_dir: Path = defaults.RUNS_DIR,
-    records_dir: Path = defaults.RECORDS_DIR,
-    leaderboard_dir: Path = defaults.LEADERBOARD_DIR,
-    reports_dir: Path = defaults.REPORTS_DIR,
+    records_dir: Path = defaults.MAIN_JOB_DIR / "records",
+    leaderboard_dir: Path = defaults.MAIN_JOB_DIR / "leaderboard",
+    reports_dir: Path = defaults.MAIN_JOB_DIR / "reports",
     device: str = "auto",
     progress: bool = True,
     log: Callable[[str], None] = print,

@@ -32,7 +32,11 @@ Backends (`sema_attention(..., backend=...)`):
     torch      window partition + F.scaled_dot_product_attention: O(N) memory, any device.
     flex       FlexAttention (CUDA, torch >= 2.6) on window-major tokens with a block-diagonal BlockMask
                built directly from the window geometry (`create_block_mask` would materialise N x N).
-    auto       flex on CUDA when available, else torch.
+    auto       torch. Measured on an H100 (bf16, fwd+bwd, 262,144 tokens; leaderboard/records/bench): torch
+               2.3 ms / 1.30x flash attention's memory, flex 2.3 ms / 1.15x (0.85x with window-major input).
+               Flex saves memory but not time, and inside a model it recompiles per shape and grad mode
+               until torch.compile's recompile limit (8) sends it to a dense eager fallback (seen: a 10x slower
+               training step). So flex is opt-in, for memory-bound runs that raise that limit.
 Under `counting.counting_mode()` the call goes through the custom op `usemabench::sema_attention`
 (fake implementation for the meta device; its backward is `usemabench::sema_attention_backward`) so that
 a FLOP counter sees one op with a registered formula whatever backend would have run.
@@ -438,7 +442,7 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"unknown SEMA backend {backend!r}; choose one of {BACKENDS}")
     if backend == "auto":
-        return "flex" if device.type == "cuda" and flex_available() else "torch"
+        return "torch"
     if backend == "flex" and not (device.type == "cuda" and flex_available()):
         raise ValueError(
             f"SEMA backend 'flex' needs CUDA tensors and torch >= 2.6 (got {device.type}, torch {torch.__version__}); "
