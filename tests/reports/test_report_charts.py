@@ -11,7 +11,7 @@ from usemabench.leaderboard.store import load_records
 from usemabench.reports.benchmarks import bench_tables
 from usemabench.reports.figures import slug
 from usemabench.reports.pareto import pareto_front
-from usemabench.reports.qualitative import choose_cases, file_stem, find_sources
+from usemabench.reports.qualitative import choose_cases, find_sources
 from usemabench.reports.scaling import scaling_exponent
 
 
@@ -55,12 +55,6 @@ def test_cases_fall_back_to_names_without_scores(fabricated_records):
     toy = next(board for board in aggregate(load_records(fabricated_records)).groups if board.dataset == "toy")
     toy.case_scores = pd.DataFrame(columns=["model", "case_id", "dice", "hd95"])
     assert choose_cases(toy, ["c", "a", "b", "d"], "usema_s") == (["a", "b", "c"], "first saved cases by name")
-
-
-def test_png_names_follow_the_evaluator():
-    evaluate = pytest.importorskip("usemabench.runners.evaluate")
-    for case_id in ("case_01", "patient 7/slice:3", "ümlaut.tif"):
-        assert file_stem(case_id) == evaluate.safe_file_stem(case_id)
 
 
 def test_bench_results_are_read_in_both_layouts_and_unknown_ones_skipped():

@@ -2,13 +2,13 @@
 
 Reads the PNGs the evaluator saves beside an eval record: `files["predictions"]/<stem>.png` (a label
 map, pixel value = class index), and when present `files["images"]/<stem>.png` and
-`files["labels"]/<stem>.png`, where <stem> is the case id made file-name safe. Cases shown: the worst, median and best saved case by Dice of the reference model (of the best-ranked
-model with saved predictions when the reference has none; the first cases by name without scores).
+`files["labels"]/<stem>.png`, where <stem> is `usemabench.io.safe_file_stem` of the case id. Cases shown:
+the worst, median and best saved case by Dice of the reference model (of the best-ranked model with saved
+predictions when the reference has none; the first cases by name without scores).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image
 
+from usemabench.io import safe_file_stem
 from usemabench.leaderboard.aggregate import GroupBoard
 from usemabench.reports.figures import ReportFigure, new_figure, report_style, save_png, slug
 
@@ -64,16 +65,11 @@ def find_sources(board: GroupBoard, records_root: Path) -> list[Sources]:
     return [sources[model] for model in order if model in sources]
 
 
-def file_stem(case_id: str) -> str:
-    """The PNG name of a case: the rule of `usemabench.runners.evaluate.safe_file_stem` (a test keeps them equal)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", case_id)
-
-
 def choose_cases(board: GroupBoard, available: list[str], reference: str | None) -> tuple[list[str], str]:
     """File stems of `reference`'s worst, median and best case by Dice among `available`, else the first
     stems by name; and a phrase saying which."""
     scores = board.case_scores[board.case_scores["model"].eq(reference)].assign(
-        stem=lambda frame: frame["case_id"].map(file_stem)
+        stem=lambda frame: frame["case_id"].map(safe_file_stem)
     )
     scores = scores[scores["stem"].isin(available)].sort_values(["dice", "stem"], kind="stable")
     if len(scores) < CASES_SHOWN:

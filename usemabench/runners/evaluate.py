@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from usemabench.io import atomic_write_bytes, atomic_write_text
+from usemabench.io import atomic_write_bytes, atomic_write_text, safe_file_stem
 from usemabench.leaderboard.records import make_record, record_filename, write_record
 from usemabench.runners.inference import predict_labels
 from usemabench.runners.metrics import METRIC_NAMES, case_metrics, summarize
@@ -94,10 +93,6 @@ def display_image(image: torch.Tensor) -> np.ndarray:
     scaled = (array - low) / (high - low) if high > low else np.zeros_like(array)
     scaled = (scaled * 255).round().astype(np.uint8)
     return scaled[0] if scaled.shape[0] != 3 else scaled.transpose(1, 2, 0)
-
-
-def safe_file_stem(case_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", case_id)
 
 
 def cases_csv(rows: Sequence[dict]) -> str:
