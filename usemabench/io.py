@@ -51,8 +51,3 @@ def safe_file_stem(name: str) -> str:
     """`name` with every character outside [A-Za-z0-9._-] replaced by "_": one rule for the files the evaluator
     writes per case and the readers that look them up."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)
-
-def safe_file_stem(name: str) -> str:
-    """`name` with every character outside [A-Za-z0-9._-] replaced by "_": one rule for the files the evaluator
-    writes per case and the readers that look them up."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
