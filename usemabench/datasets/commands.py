@@ -12,6 +12,7 @@ from usemabench.datasets.splits import check_split_matches_data, generate_split_
 from usemabench.datasets.sources import SourceURI
 from usemabench.datasets.locations import expand_data_placeholder
 from usemabench.datasets.verify import verify_cases
+from usemabench.text_table import format_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -79,11 +80,7 @@ def run_list(args: argparse.Namespace) -> int:
     for name in list_datasets():
         spec = get_dataset_spec(name)
         rows.append((name, spec.task, ",".join(spec.class_names[1:]), str(spec.in_channels), spec.eval_policy, _data_status(spec)))
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for index, row in enumerate(rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-        if index == 0:
-            print("  ".join("-" * width for width in widths))
+    print(format_table(rows))
     return 0
 
 

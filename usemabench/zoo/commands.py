@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from usemabench.text_table import format_table
 from usemabench.zoo.registry import get_model_info, list_models, parameter_count
 
 
@@ -31,9 +32,5 @@ def run(args: argparse.Namespace) -> int:
             params = f"needs {', '.join(info.requires)}"
         notes = "small CPU variant" if info.small else ""
         rows.append((name, info.family, params, format_size_policy(name), notes))
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for index, row in enumerate(rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-        if index == 0:
-            print("  ".join("-" * width for width in widths))
+    print(format_table(rows))
     return 0
