@@ -30,6 +30,7 @@ from timm.models.swin_transformer import PatchMerging, WindowAttention
 from torch import Tensor, nn
 
 from usemabench.zoo.layers.init import init_transformer_weights
+from usemabench.zoo.layers.patch_expand import PatchExpand
 from usemabench.zoo.registry import register_model
 
 PATCH_SIZE = 4
@@ -127,23 +128,6 @@ class SwinStage(nn.Module):
         return self.resample(x)
 
 
-class PatchExpand(nn.Module):
-    """Linear C -> scale^2 * out_dim (no bias), rearranged to a `scale`x larger map, then LayerNorm."""
-
-    def __init__(self, dim: int, scale: int, out_dim: int) -> None:
-        super().__init__()
-        self.scale = scale
-        self.expand = nn.Linear(dim, scale * scale * out_dim, bias=False)
-        self.norm = nn.LayerNorm(out_dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        batch, height, width, _ = x.shape
-        scale = self.scale
-        x = self.expand(x).view(batch, height, width, scale, scale, -1)
-        x = x.permute(0, 1, 3, 2, 4, 5).reshape(batch, height * scale, width * scale, -1)
-        return self.norm(x)
-
-
 class SwinUNet(nn.Module):
     """Swin-UNet (Swin-T encoder, symmetric Swin decoder with patch expanding, 3 skip connections).
 
@@ -189,18 +173,18 @@ class SwinUNet(nn.Module):
             for stage in range(4)
         )
         self.norm = nn.LayerNorm(dims[3])
-        self.expand_bottleneck = PatchExpand(dims[3], 2, dims[2])
+        self.expand_bottleneck = PatchExpand(dims[3], dims[2], scale=2)
         # Decoder stages in order of computation: 1/16, 1/8, 1/4.
         self.concat_back_dim = nn.ModuleList(nn.Linear(2 * dims[stage], dims[stage]) for stage in (2, 1, 0))
         self.layers_up = nn.ModuleList(
             SwinStage(
                 dims[stage], depths[stage], num_heads[stage], window_size, drop_paths[stage], drop_rate,
-                resample=PatchExpand(dims[stage], 2, dims[stage - 1]) if stage > 0 else None,
+                resample=PatchExpand(dims[stage], dims[stage - 1], scale=2) if stage > 0 else None,
             )
             for stage in (2, 1, 0)
         )
         self.norm_up = nn.LayerNorm(embed_dim)
-        self.final_expand = PatchExpand(embed_dim, PATCH_SIZE, embed_dim)
+        self.final_expand = PatchExpand(embed_dim, embed_dim, scale=PATCH_SIZE)
         self.output = nn.Conv2d(embed_dim, num_classes, kernel_size=1, bias=False)
         self.apply(init_transformer_weights)
 

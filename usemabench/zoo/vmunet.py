@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from usemabench.zoo.layers.init import init_transformer_weights
 from usemabench.zoo.layers.mamba import init_dt_projection_, s4d_real_log_A
+from usemabench.zoo.layers.patch_expand import PatchExpand
 from usemabench.zoo.layers.scan import selective_scan
 from usemabench.zoo.registry import register_model
 
@@ -142,22 +143,6 @@ class PatchMerging(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
         return self.reduction(self.norm(x))
-
-
-class PatchExpand(nn.Module):
-    """Linear to scale^2 * out_dim channels, rearranged into scale x scale pixels of out_dim, then LayerNorm."""
-
-    def __init__(self, in_dim: int, out_dim: int, scale: int) -> None:
-        super().__init__()
-        self.scale = scale
-        self.expand = nn.Linear(in_dim, scale * scale * out_dim, bias=False)
-        self.norm = nn.LayerNorm(out_dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        batch, height, width, _ = x.shape
-        s = self.scale
-        x = self.expand(x).reshape(batch, height, width, s, s, -1).permute(0, 1, 3, 2, 4, 5)
-        return self.norm(x.reshape(batch, height * s, width * s, -1))
 
 
 class VSSLayer(nn.Module):

@@ -1,1 +1,1 @@
-"""Shared building blocks: convolution blocks, SEMA and sibling token mixers, the selective scan, weight init."""
+"""Shared building blocks: convolution blocks, SEMA and sibling token mixers, the selective scan, patch expanding, init."""
