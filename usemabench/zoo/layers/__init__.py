@@ -1,1 +1,1 @@
-"""Shared building blocks: convolution blocks, SEMA and sibling token mixers, the selective scan, patch expanding, init."""
+"""Shared building blocks: conv blocks, SEMA and sibling token mixers, the selective scan, patch expanding, init."""
