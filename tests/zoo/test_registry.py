@@ -40,7 +40,7 @@ def test_list_models_filters_by_pattern_and_family() -> None:
 
 def test_model_info_rejects_bad_policy() -> None:
     with pytest.raises(ValueError, match="size_policy"):
-        ModelInfo(name="x", family="cnn", builder=lambda *a: None, paper="p", size_policy="stretch")
+        ModelInfo(name="x", family="cnn", builder=lambda *a: None, paper="p", code="", size_policy="stretch")
 
 
 class Downsampler(nn.Module):
