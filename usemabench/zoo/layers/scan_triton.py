@@ -138,9 +138,13 @@ def _gated_output_grad(dout_ptr, z_ptr, row_offsets, offs_t, mask_t, HAS_Z: tl.c
 
 
 @triton.jit
-def _chunk_tile(L, D, N, channels_per_group, G, CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, N_PAD: tl.constexpr):
-    """The tile of kernels 1, 3 and 4 (grid: chunk, block of BLOCK_D channels, batch): its chunk and batch,
-    channel, state and token offsets with their masks, the channels' token rows and their B/C group's start."""
+def _forward_summary_kernel(
+    u_ptr, delta_ptr, A_ptr, B_ptr, bias_ptr, decay_ptr, value_ptr,
+    L, D, N, channels_per_group, G, n_chunks,
+    HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, N_PAD: tl.constexpr,
+):  # fmt: skip
+    """Kernel 1: (P_k, S_k) of chunk k, stored in slot k + 1 of (batch, n_chunks, D, N); slot 0 = zero state."""
     chunk = tl.program_id(0)
     d_start = tl.program_id(1) * BLOCK_D
     batch = tl.program_id(2).to(tl.int64)
@@ -151,20 +155,6 @@ def _chunk_tile(L, D, N, channels_per_group, G, CHUNK: tl.constexpr, BLOCK_D: tl
     mask_t = offs_t < L
     row_offsets = (batch * D + offs_d).to(tl.int64) * L
     group_offset = (batch * G + d_start // channels_per_group) * N * L
-    return chunk, batch, offs_d, offs_n, mask_n, offs_t, mask_t, row_offsets, group_offset
-
-
-@triton.jit
-def _forward_summary_kernel(
-    u_ptr, delta_ptr, A_ptr, B_ptr, bias_ptr, decay_ptr, value_ptr,
-    L, D, N, channels_per_group, G, n_chunks,
-    HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, N_PAD: tl.constexpr,
-):  # fmt: skip
-    """Kernel 1: (P_k, S_k) of chunk k, stored in slot k + 1 of (batch, n_chunks, D, N); slot 0 = zero state."""
-    chunk, batch, offs_d, offs_n, mask_n, offs_t, mask_t, row_offsets, group_offset = _chunk_tile(
-        L, D, N, channels_per_group, G, CHUNK, BLOCK_D, N_PAD
-    )
 
     _, dt = _load_delta(delta_ptr, bias_ptr, row_offsets, offs_d, offs_t, mask_t, HAS_BIAS, SOFTPLUS)
     u = _load_tokens(u_ptr, row_offsets, offs_t, mask_t)
@@ -226,9 +216,16 @@ def _forward_output_kernel(
     CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, N_PAD: tl.constexpr,
 ):  # fmt: skip
     """Kernel 3: states inside chunk k from its start state, then y."""
-    chunk, batch, offs_d, offs_n, mask_n, offs_t, mask_t, row_offsets, group_offset = _chunk_tile(
-        L, D, N, channels_per_group, G, CHUNK, BLOCK_D, N_PAD
-    )
+    chunk = tl.program_id(0)
+    d_start = tl.program_id(1) * BLOCK_D
+    batch = tl.program_id(2).to(tl.int64)
+    offs_d = d_start + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, N_PAD)
+    mask_n = offs_n < N
+    offs_t = chunk * CHUNK + tl.arange(0, CHUNK)
+    mask_t = offs_t < L
+    row_offsets = (batch * D + offs_d).to(tl.int64) * L
+    group_offset = (batch * G + d_start // channels_per_group) * N * L
 
     _, dt = _load_delta(delta_ptr, bias_ptr, row_offsets, offs_d, offs_t, mask_t, HAS_BIAS, SOFTPLUS)
     u = _load_tokens(u_ptr, row_offsets, offs_t, mask_t)
@@ -260,9 +257,16 @@ def _backward_summary_kernel(
     CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, N_PAD: tl.constexpr,
 ):  # fmt: skip
     """Kernel 4: (P_k, Q_k) of chunk k, stored in slot k - 1; the last slot gets the zero adjoint."""
-    chunk, batch, offs_d, offs_n, mask_n, offs_t, mask_t, row_offsets, group_offset = _chunk_tile(
-        L, D, N, channels_per_group, G, CHUNK, BLOCK_D, N_PAD
-    )
+    chunk = tl.program_id(0)
+    d_start = tl.program_id(1) * BLOCK_D
+    batch = tl.program_id(2).to(tl.int64)
+    offs_d = d_start + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, N_PAD)
+    mask_n = offs_n < N
+    offs_t = chunk * CHUNK + tl.arange(0, CHUNK)
+    mask_t = offs_t < L
+    row_offsets = (batch * D + offs_d).to(tl.int64) * L
+    group_offset = (batch * G + d_start // channels_per_group) * N * L
 
     _, dt = _load_delta(delta_ptr, bias_ptr, row_offsets, offs_d, offs_t, mask_t, HAS_BIAS, SOFTPLUS)
     dy, _, _ = _gated_output_grad(dout_ptr, z_ptr, row_offsets, offs_t, mask_t, HAS_Z)
