@@ -11,11 +11,11 @@ from usemabench.zoo.registry import import_model_module
 
 # Each module defines `register(subparsers)`, adding parsers whose `handler(args) -> int` runs the command.
 COMMAND_MODULES = (
-    "usemabench.leaderboard.commands",
-    "usemabench.runners.profile_commands",
-    "usemabench.runners.commands",
     "usemabench.zoo.commands",
     "usemabench.datasets.commands",
+    "usemabench.runners.commands",
+    "usemabench.runners.profile_commands",
+    "usemabench.leaderboard.commands",
     "usemabench.hub_commands",
 )
 
