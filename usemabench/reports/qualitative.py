@@ -128,7 +128,8 @@ def qualitative_figure(board: GroupBoard, records_root: Path, path: Path) -> Rep
             _draw(axes[row, 1], image, label, classes, expects_mask=True)
             for column, mask in enumerate(predictions, start=2):
                 _draw(axes[row, column], image, mask, classes, expects_mask=True)
-            axes[row, 0].set_ylabel(stem, fontsize=7)
+            # Case ids can be 64-character hashes (DSB2018): a 16-character prefix keeps rows apart.
+            axes[row, 0].set_ylabel(stem if len(stem) <= 16 else f"{stem[:16]}…", fontsize=7)
         for column, title in enumerate(columns):
             axes[0, column].set_title(title, fontsize=7)
         figure.suptitle(f"Test cases: {board.dataset} · {board.protocol} ({chosen_how})")
