@@ -167,14 +167,19 @@ def create_model(name: str, in_channels: int = 1, num_classes: int = 2, **overri
 
     The returned module carries `usemabench_spec` (name, channels, classes, overrides), enough to
     rebuild it exactly, and `usemabench_info` (its ModelInfo). Pass `pretrained="org/repo[@rev]"` or a
-    local folder to load published weights (see `usemabench.hub`).
+    local folder to load published weights (see `usemabench.hub`), or `pretrained=True` for the registry's
+    default weights (`ModelInfo.default_weights`, pinned to a revision).
     """
     pretrained = overrides.pop("pretrained", None)
-    if pretrained is not None:
+    info = get_model_info(name)
+    if pretrained is True:
+        if info.default_weights is None:
+            raise ValueError(f"model {name!r} has no published default weights; pass pretrained='org/repo[@revision]'")
+        pretrained = info.default_weights
+    if pretrained:
         from usemabench.hub import load_pretrained
 
         return load_pretrained(pretrained, name=name, in_channels=in_channels, num_classes=num_classes, **overrides)
-    info = get_model_info(name)
     missing = [module for module in info.requires if importlib.util.find_spec(module) is None]
     if missing:
         raise ImportError(f"model {name!r} needs the package(s) {', '.join(missing)}; install them first")
