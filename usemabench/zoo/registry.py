@@ -12,6 +12,7 @@ import difflib
 import fnmatch
 import importlib
 import importlib.metadata
+import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
