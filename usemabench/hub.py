@@ -130,13 +130,15 @@ def check_config(config: dict, source: str, name: str | None, in_channels: int |
         raise PretrainedError(f"{source}: config does not match the requested model ({'; '.join(differences)})")
 
 
-def check_weights_hash(weights_path: Path, metadata: dict, source: str) -> None:
+def check_weights_hash(weights_path: Path, metadata: dict, source: str) -> str:
+    """The weights' sha256, after checking it against the one the model card records."""
     recorded = (metadata.get("usemabench") or {}).get("weights_sha256")
     if not recorded:
         raise PretrainedError(f"{source}: the model card records no usemabench.weights_sha256, so the weights cannot be verified")
     actual = file_sha256(weights_path)
     if actual != recorded:
         raise PretrainedError(f"{source}: {WEIGHTS_NAME} has sha256 {actual}, but the model card records {recorded} (corrupt or tampered download)")
+    return actual
 
 
 def load_pretrained(
@@ -159,7 +161,7 @@ def load_pretrained(
     config, metadata = read_weights_folder(folder)
     check_config(config, str(source), name, in_channels, num_classes)
     weights_path = folder / WEIGHTS_NAME
-    check_weights_hash(weights_path, metadata, str(source))
+    weights_sha256 = check_weights_hash(weights_path, metadata, str(source))
     try:
         state_dict = load_file(str(weights_path))
     except (SafetensorError, OSError) as error:
@@ -173,7 +175,7 @@ def load_pretrained(
             f"{source}: weights do not fit {config['usemabench_name']} (missing {len(missing)} keys, e.g. {missing[:3]}; "
             f"unexpected {len(unexpected)}, e.g. {unexpected[:3]})"
         )
-    model.usemabench_weights = {"source": str(source), "revision": revision, "weights_sha256": file_sha256(weights_path)}
+    model.usemabench_weights = {"source": str(source), "revision": revision, "weights_sha256": weights_sha256}
     model.usemabench_preprocessing = config.get("preprocessing", {})
     return model
 
@@ -181,7 +183,7 @@ def load_pretrained(
 def pull(repo_reference: str, cache_dir: str | None = None) -> Path:
     """Download (or find in the cache) a weights repo, verify it, and return its local folder."""
     folder = resolve_weights_dir(repo_reference, cache_dir=cache_dir)
-    config, metadata = read_weights_folder(folder)
+    _, metadata = read_weights_folder(folder)
     check_weights_hash(folder / WEIGHTS_NAME, metadata, repo_reference)
     return folder
 
