@@ -20,7 +20,7 @@ import numpy as np
 from usemabench.datasets.errors import DatasetError
 from usemabench.datasets.labels import describe_values
 from usemabench.datasets.locations import cache_dir, slug
-from usemabench.datasets.sources import NnUNetSource, Source, SourceURI, open_source, read_nnunet_dataset_json
+from usemabench.datasets.sources import NnUNetSource, Source, SourceURI, open_source
 from usemabench.datasets.spec import DatasetSpec
 from usemabench.leaderboard.records import content_hash
 
@@ -65,9 +65,7 @@ def _classes_from_values(values: set[int], uri: str) -> tuple[tuple[str, ...], d
     foreground = [v for v in ordered if v != 0]
     if not foreground:
         raise DatasetError(f"{uri}: every mask is empty (only 0); name the classes with ?classes=background,NAME")
-    if foreground == [255]:
-        return ("background", "foreground"), {0: 0, 255: 1}
-    if len(foreground) == 1:
+    if len(foreground) == 1:  # e.g. {0, 255}
         return ("background", "foreground"), {0: 0, foreground[0]: 1}
     if ordered[-1] < MAX_INFERRED_CLASSES and ordered[-1] + 1 <= 2 * len(ordered):
         return ("background", *(f"class_{v}" for v in range(1, ordered[-1] + 1))), None
