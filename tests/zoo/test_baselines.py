@@ -152,6 +152,13 @@ def test_swin_unet_is_swin_t_with_the_papers_parameter_count() -> None:
     assert count_parameters(model)[0] == pytest.approx(27.17e6, rel=1e-3)
 
 
+def test_swin_unet_mlp_ratio_reaches_every_block() -> None:
+    with torch.device("meta"):
+        model = SwinUNet(1, 2, embed_dim=12, num_heads=(1, 1, 1, 1), mlp_ratio=2.0)
+    blocks = [module for module in model.modules() if isinstance(module, SwinBlock)]
+    assert {block.mlp.fc1.out_features / block.mlp.fc1.in_features for block in blocks} == {2.0}
+
+
 def test_shifted_window_mask_allows_only_true_neighbours() -> None:
     """Slow reference: after the shift, two tokens of one window may attend iff they were neighbours
     in the unshifted map (closer than a window in both axes, no wrap-around)."""

@@ -114,11 +114,22 @@ class SwinStage(nn.Module):
     """`depth` Swin blocks alternating plain and shifted windows, then an optional resampling layer."""
 
     def __init__(
-        self, dim: int, depth: int, num_heads: int, window_size: int, drop_paths: Sequence[float], drop: float, resample: nn.Module | None
+        self,
+        dim: int,
+        depth: int,
+        num_heads: int,
+        window_size: int,
+        mlp_ratio: float,
+        drop_paths: Sequence[float],
+        drop: float,
+        resample: nn.Module | None,
     ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
-            SwinBlock(dim, num_heads, window_size, shifted=index % 2 == 1, drop=drop, drop_path=drop_paths[index]) for index in range(depth)
+            SwinBlock(
+                dim, num_heads, window_size, shifted=index % 2 == 1, mlp_ratio=mlp_ratio, drop=drop, drop_path=drop_paths[index]
+            )
+            for index in range(depth)
         )
         self.resample = resample if resample is not None else nn.Identity()
 
@@ -167,7 +178,7 @@ class SwinUNet(nn.Module):
         self.pos_drop = nn.Dropout(drop_rate)
         self.layers = nn.ModuleList(
             SwinStage(
-                dims[stage], depths[stage], num_heads[stage], window_size, drop_paths[stage], drop_rate,
+                dims[stage], depths[stage], num_heads[stage], window_size, mlp_ratio, drop_paths[stage], drop_rate,
                 resample=PatchMerging(dims[stage]) if stage < 3 else None,
             )
             for stage in range(4)
@@ -178,7 +189,7 @@ class SwinUNet(nn.Module):
         self.concat_back_dim = nn.ModuleList(nn.Linear(2 * dims[stage], dims[stage]) for stage in (2, 1, 0))
         self.layers_up = nn.ModuleList(
             SwinStage(
-                dims[stage], depths[stage], num_heads[stage], window_size, drop_paths[stage], drop_rate,
+                dims[stage], depths[stage], num_heads[stage], window_size, mlp_ratio, drop_paths[stage], drop_rate,
                 resample=PatchExpand(dims[stage], dims[stage - 1], scale=2) if stage > 0 else None,
             )
             for stage in (2, 1, 0)
