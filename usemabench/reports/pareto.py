@@ -13,7 +13,11 @@ from usemabench.leaderboard.aggregate import GroupBoard
 from usemabench.reports.figures import ReportFigure, label_log_axis, new_figure, report_style, save_png, slug
 
 
-COST_AXES = (("macs", "MACs at the training resolution"), ("latency_ms", "inference latency (ms)"))
+# (column, axis label, text of an empty panel): latency counts only when timed on the device the model trained on.
+COST_AXES = (
+    ("macs", "MACs at the training resolution", "no MACs profiled at the training resolution"),
+    ("latency_ms", "inference latency (ms)", "no inference latency profiled at the training resolution\non the device the models trained on"),
+)
 
 
 def pareto_front(costs: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -31,15 +35,15 @@ def pareto_front(costs: np.ndarray, scores: np.ndarray) -> np.ndarray:
 def pareto_figure(board: GroupBoard, path: Path, colors: dict) -> ReportFigure | None:
     """Two panels (Dice vs MACs, Dice vs latency); None when no model has both a Dice and a cost."""
     table = board.table[board.table["dice_mean"].notna()]
-    if not any(table[column].notna().any() for column, _ in COST_AXES):
+    if not any(table[column].notna().any() for column, _, _ in COST_AXES):
         return None
     with report_style():
         figure = new_figure(10, 4.2, left=0.07)
         axes = figure.subplots(1, len(COST_AXES))
-        for axis, (column, label) in zip(axes, COST_AXES):
+        for axis, (column, label, absent) in zip(axes, COST_AXES):
             points = table[table[column].gt(0)]
             if points.empty:
-                axis.text(0.5, 0.5, f"no {label} in the records", ha="center", va="center", transform=axis.transAxes)
+                axis.text(0.5, 0.5, absent, ha="center", va="center", transform=axis.transAxes)
                 axis.set_xlabel(label)
                 continue
             for _, row in points.iterrows():
