@@ -8,6 +8,7 @@ from usemabench.leaderboard import display
 from usemabench.leaderboard.aggregate import GroupBoard, Leaderboard
 from usemabench.reports.figures import ReportFigure
 
+
 def _cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ") or " "
 

@@ -120,5 +120,4 @@ def load_records(records_dir: str | os.PathLike) -> RecordSet:
 
 def _columns_of(extract) -> list[str]:
     """Column names an extractor produces (read from an empty record so they stay in one place)."""
-    columns = list(extract({"environment": {}, "cost": {}, "metrics": {}}).keys())
-    return columns if "record_path" in columns else [*columns, "record_path"]
+    return list(extract({"environment": {}, "cost": {}, "metrics": {}}))

@@ -42,7 +42,6 @@ class ReportFigure:
     path: Path
     title: str
     section: tuple[str, ...]
-    caption: str = ""
 
 
 def software_tag() -> str:
