@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from usemabench.zoo.layers.conv import ConvNormAct, ResidualBlock, activation, norm_2d
+from usemabench.zoo.layers.init import init_conv_he
 from usemabench.zoo.layers.mamba import MambaLayer, autocast_disabled
 from usemabench.zoo.registry import register_model
 
@@ -153,7 +154,7 @@ class UMamba(nn.Module):
             for s in range(1, n_stages)
         )
         self.heads = nn.ModuleList(nn.Conv2d(widths[-s - 1], num_classes, 1) for s in range(1, n_stages))
-        self.apply(_init_he)
+        self.apply(init_conv_he)
 
     @staticmethod
     def _encoder_mamba(stage: int, widths: list[int], input_size: tuple[int, int], scan_backend: str) -> nn.Module:
@@ -182,13 +183,6 @@ class UMamba(nn.Module):
                 outputs.append(head(x))
         return outputs[::-1] if deep_supervision else outputs[0]
 
-
-def _init_he(module: nn.Module) -> None:
-    """nnU-Net's InitWeights_He(1e-2) on 2D convs and transposed convs (Mamba's conv1d keeps its own)."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.kaiming_normal_(module.weight, a=1e-2)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
 
 
 UMAMBA_BOT = dict(features_per_stage=NNUNET_2D_WIDTHS, blocks_per_stage=2, blocks_per_stage_decoder=2)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from usemabench.zoo.layers.conv import ConvNormAct, UpsampleConcat
+from usemabench.zoo.layers.init import init_conv_he
 from usemabench.zoo.registry import register_model
 
 NNUNET_PAPER = "Isensee et al., nnU-Net: a self-configuring method for biomedical image segmentation, Nat. Methods 2021"
@@ -103,7 +104,7 @@ class PlainConvUNet(nn.Module):
         self.upsamples = nn.ModuleList(UpsampleConcat(below, skip) for below, skip in zip(below_widths, skip_widths))
         self.decoder = nn.ModuleList(StackedConvs(2 * skip, skip, convs_per_stage) for skip in skip_widths)
         self.heads = nn.ModuleList(nn.Conv2d(skip, num_classes, 1) for skip in skip_widths)
-        self.apply(_he_init)
+        self.apply(init_conv_he)
 
     def forward(self, x: Tensor) -> Tensor | list[Tensor]:
         height, width = x.shape[-2:]
@@ -126,13 +127,6 @@ class PlainConvUNet(nn.Module):
             return self.heads[-1](x)
         return outputs[::-1]
 
-
-def _he_init(module: nn.Module) -> None:
-    """nnU-Net's InitWeights_He(1e-2): Kaiming-normal conv weights (LeakyReLU slope 0.01), zero biases."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.kaiming_normal_(module.weight, a=1e-2)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
 
 
 @register_model(

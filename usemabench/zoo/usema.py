@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from usemabench.zoo.layers.conv import ResidualStage, UpsampleConcat
+from usemabench.zoo.layers.init import init_conv_he
 from usemabench.zoo.layers.mixers import TOKEN_MIXERS, MambaLikeBlock
 from usemabench.zoo.registry import register_model
 
@@ -131,7 +132,7 @@ class USEMA(nn.Module):
             ResidualStage(2 * widths[index], widths[index], decoder_depth) for index in reversed(range(stages - 1))
         )
         self.heads = nn.ModuleList(nn.Conv2d(widths[index], num_classes, 1) for index in reversed(range(stages - 1)))
-        self.apply(_init_conv_he)  # before the SEMA blocks, which keep MLLA's initialisation
+        self.apply(init_conv_he)  # before the SEMA blocks, which keep MLLA's initialisation
 
         # reconstructed: stochastic depth grows linearly over the SEMA blocks, in order (MLLA's rule)
         total = sum(sema_depths)
@@ -174,13 +175,6 @@ class USEMA(nn.Module):
             return outputs[::-1]
         return outputs[-1]
 
-
-def _init_conv_he(module: nn.Module) -> None:
-    """nnU-Net's InitWeights_He(1e-2), which U-Mamba uses: Kaiming normal for convs, zero biases."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.kaiming_normal_(module.weight, a=1e-2)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
 
 
 def build_usema(in_channels: int, num_classes: int, **config) -> USEMA:
