@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from usemabench.datasets import get_dataset_spec, predict_native, prepare_eval_input, restore_prediction, sliding_window_logits
+from usemabench.datasets.evaluation import native_logits
 
 
 def test_resize_and_back_shapes_and_constants():
@@ -31,8 +33,18 @@ def test_sliding_window_of_a_pointwise_model_equals_the_whole_image():
 def test_predict_native_follows_the_spec_policy():
     model = torch.nn.Conv2d(1, 3, kernel_size=1).eval()
     image = torch.randn(1, 1, 40, 60)
-    for name in ("synthetic", "isbi2012_em"):  # resize, sliding_window
+    with torch.no_grad():
+        whole = model(image)
+        resized = restore_prediction(model(prepare_eval_input(image, 32)), (40, 60))
+    # A pointwise model: sliding windows reproduce the whole image exactly, resizing down and back does not.
+    assert not torch.allclose(resized, whole, atol=1e-3)
+    for name, expected in (("synthetic", resized), ("isbi2012_em", whole)):  # resize, sliding_window
         logits = predict_native(model, image, get_dataset_spec(name), 32)
-        assert logits.shape == (1, 3, 40, 60)
+        torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
     deep_supervision = lambda x: [model(x), model(x)[:, :, ::2, ::2]]  # noqa: E731 - a list output, full resolution first
     assert predict_native(deep_supervision, image, get_dataset_spec("synthetic"), 32).shape == (1, 3, 40, 60)
+
+
+def test_unknown_policy_is_named():
+    with pytest.raises(ValueError, match="evaluation policy 'tiles'"):
+        native_logits(torch.nn.Identity(), torch.rand(1, 8, 8), 8, "tiles")

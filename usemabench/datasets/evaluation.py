@@ -7,7 +7,8 @@ A model trained at resolution R sees at test time either
     sliding_window   native-scale R x R windows with 50 % overlap, blended with Gaussian weights (MONAI's
                      `sliding_window_inference`; images smaller than R are zero-padded, i.e. padded with
                      the normalised mean, and cropped back).
-The dataset's spec names its policy (`DatasetSpec.eval_policy`); `predict_native` applies it.
+The dataset's spec names its policy (`DatasetSpec.eval_policy`); `native_logits` applies a policy,
+`predict_native` the spec's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from usemabench.datasets.spec import DatasetSpec
+from usemabench.datasets.spec import EVAL_POLICIES, DatasetSpec
 
 Model = Callable[[torch.Tensor], torch.Tensor | list[torch.Tensor]]
 
@@ -72,12 +73,21 @@ def sliding_window_logits(
     )
 
 
+def native_logits(
+    model: Model, image: torch.Tensor, resolution: int | tuple[int, int], policy: str, overlap: float = 0.5
+) -> torch.Tensor:
+    """Logits (B, K, H, W) at the native size of `image` under evaluation policy `policy` (one of EVAL_POLICIES)."""
+    if policy not in EVAL_POLICIES:
+        raise ValueError(f"evaluation policy {policy!r} is not one of {EVAL_POLICIES}")
+    image = _batched(image)
+    if policy == "sliding_window":
+        return sliding_window_logits(model, image, resolution, overlap)
+    return restore_prediction(_logits(model, prepare_eval_input(image, resolution)), tuple(image.shape[-2:]))
+
+
 @torch.no_grad()
 def predict_native(
     model: Model, image: torch.Tensor, spec: DatasetSpec, resolution: int | tuple[int, int], overlap: float = 0.5
 ) -> torch.Tensor:
     """Logits (B, K, H, W) at the native size of `image` under the spec's evaluation policy."""
-    image = _batched(image)
-    if spec.eval_policy == "sliding_window":
-        return sliding_window_logits(model, image, resolution, overlap)
-    return restore_prediction(_logits(model, prepare_eval_input(image, resolution)), tuple(image.shape[-2:]))
+    return native_logits(model, image, resolution, spec.eval_policy, overlap)

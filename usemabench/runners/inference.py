@@ -1,9 +1,9 @@
 """Inference at native resolution, following the dataset's evaluation policy.
 
 The policies themselves (`resize`: resize to the training resolution and the logits back; `sliding_window`:
-native-scale windows blended by MONAI) live in `usemabench.datasets.evaluation`; this module adds what a
-runner needs around them: eval mode, no autograd, the device and the autocast precision. Scores are then
-computed against the original, untouched mask.
+native-scale windows blended by MONAI) are `usemabench.datasets.evaluation.native_logits`; this module adds
+what a runner needs around them: eval mode, no autograd, the device and the autocast precision. Scores are
+then computed against the original, untouched mask.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from usemabench.datasets.evaluation import prepare_eval_input, restore_prediction, sliding_window_logits
-from usemabench.datasets.spec import EVAL_POLICIES
+from usemabench.datasets.evaluation import native_logits
 from usemabench.runners.metrics import foreground_dice
 from usemabench.runners.precision import autocast
 
@@ -33,16 +32,10 @@ def predict_logits(
     precision: str = "fp32",
 ) -> torch.Tensor:
     """Logits (K, H, W), float32 on the CPU, for one image (C, H, W) at the image's own size."""
-    if policy not in EVAL_POLICIES:
-        raise ValueError(f"evaluation policy {policy!r} is not one of {EVAL_POLICIES}")
     model.eval()
-    batch = image.unsqueeze(0).to(device)
     with autocast(precision, device):
-        if policy == "sliding_window":
-            logits = sliding_window_logits(lambda patch: _full_resolution(model(patch)).float(), batch, resolution)
-        else:
-            logits = _full_resolution(model(prepare_eval_input(batch, resolution))).float()
-            logits = restore_prediction(logits, tuple(image.shape[-2:]))
+        # The model's logits in float32 before they are resized or blended (autocast may give bf16).
+        logits = native_logits(lambda batch: _full_resolution(model(batch)).float(), image.to(device), resolution, policy)
     return logits[0].float().cpu()
 
 
