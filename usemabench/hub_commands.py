@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from usemabench.hub import model_config, pull, push_folder, save_pretrained
+from usemabench.leaderboard.build import DEFAULT_RECORDS_DIR
 from usemabench.leaderboard.records import read_records
 from usemabench.model_card import build_model_card
 from usemabench.runners.checkpoint import BEST
@@ -18,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export = subparsers.add_parser("export", help="write a run's best weights in the Hub layout, with a model card")
     export.add_argument("run_dir", type=Path)
     export.add_argument("output_dir", type=Path)
-    export.add_argument("--records-dir", type=Path, default=Path("leaderboard/records"))
+    export.add_argument("--records-dir", type=Path, default=DEFAULT_RECORDS_DIR)
     export.set_defaults(handler=run_export)
 
     push = subparsers.add_parser("push", help="publish a run's best weights and model card to a Hub repo")
@@ -26,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     push.add_argument("repo_id", help="org/name on the Hugging Face Hub")
     push.add_argument("--revision", default=None, help="branch to push to (created if missing)")
     push.add_argument("--private", action="store_true")
-    push.add_argument("--records-dir", type=Path, default=Path("leaderboard/records"))
+    push.add_argument("--records-dir", type=Path, default=DEFAULT_RECORDS_DIR)
     push.set_defaults(handler=run_push)
 
     pull_parser = subparsers.add_parser("pull", help="download and verify published weights (org/name[@revision])")
