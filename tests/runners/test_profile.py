@@ -169,4 +169,3 @@ def test_cli_refuses_an_unknown_model_before_any_work(tmp_path, capsys) -> None:
 def test_cli_choices_match_the_profiler() -> None:
     assert profile_commands.MODES == profile.MODES
     assert profile_commands.SDPA_BACKENDS == profile.SDPA_BACKENDS
-    assert profile_commands.DEFAULT_RECORDS_DIR == str(profile.DEFAULT_RECORDS_DIR)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 RUNS_DIR = Path("runs")  # checkpoints and epoch logs (not committed)
 RECORDS_DIR = Path("leaderboard") / "records"  # records (committed)
+PROFILE_RECORDS_DIR = RECORDS_DIR / "profile"  # `usemabench profile`
 
 # The main job (`usemabench run` with no arguments) works in a folder of its own, so that running it never
 # changes the committed leaderboard, and a fresh checkout always trains instead of finding records.

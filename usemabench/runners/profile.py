@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from usemabench.leaderboard.records import environment_info, make_record, model_entry, write_record
+from usemabench.runners import defaults
 from usemabench.runners.backends import kernel_backends as sema_and_scan_backends
 from usemabench.runners.flops import count_flops
 from usemabench.runners.losses import SegmentationLoss
@@ -49,7 +50,6 @@ from usemabench.zoo.registry import count_parameters, create_model, get_model_in
 
 MODES = ("infer", "train")
 SDPA_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
-DEFAULT_RECORDS_DIR = Path("leaderboard") / "records" / "profile"
 # nnU-Net's optimizer (SGD, Nesterov, momentum 0.99): one momentum buffer per parameter.
 OPTIMIZER = {"name": "SGD", "lr": 1e-2, "momentum": 0.99, "nesterov": True, "weight_decay": 3e-5}
 LOSS = "Dice + CE, nnU-Net deep-supervision weights (usemabench.runners.losses.SegmentationLoss)"
@@ -425,7 +425,7 @@ def profile_sweep(
     models: Sequence[str],
     resolutions: Sequence[int],
     modes: Sequence[str] = ("infer",),
-    records_dir: str | Path | None = DEFAULT_RECORDS_DIR,
+    records_dir: str | Path | None = defaults.PROFILE_RECORDS_DIR,
     log: Callable[[str], None] = print,
     **settings: Any,
 ) -> list[dict]:

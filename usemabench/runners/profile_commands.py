@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from usemabench.runners import defaults
 from usemabench.zoo.registry import get_model_info
 
 # Kept here, not imported from usemabench.runners.profile, so that `usemabench --help` does not import the
 # model zoo's dependencies; tests check they match profile.py.
 MODES = ("infer", "train")
 SDPA_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
-DEFAULT_RECORDS_DIR = "leaderboard/records/profile"
 
 
 def _names(text: str) -> list[str]:
@@ -49,8 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sdpa", choices=SDPA_BACKENDS, default="auto",
                         help="restrict F.scaled_dot_product_attention to one kernel; 'math' is plain N x N "
                         "attention (recorded as variant sdpa-math); default auto")
-    parser.add_argument("--records-dir", default=DEFAULT_RECORDS_DIR,
-                        help=f"where the records go (default {DEFAULT_RECORDS_DIR})")
+    parser.add_argument("--records-dir", type=Path, default=defaults.PROFILE_RECORDS_DIR,
+                        help="where the records go (default %(default)s)")
     parser.set_defaults(handler=run)
 
 
