@@ -100,7 +100,7 @@ def test_user_module_registers_a_model_from_the_command_line(tmp_path: Path) -> 
     assert "my_tiny_net" in result.stdout and "cnn" in result.stdout
 
 
-def test_missing_user_module_is_a_clear_error(tmp_path: Path) -> None:
+def test_missing_user_module_is_a_clear_error() -> None:
     result = run_cli("--model-module", "no_such_module_xyz", "models")
     assert result.returncode == 1
     assert "no_such_module_xyz" in result.stderr

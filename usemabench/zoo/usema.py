@@ -67,8 +67,10 @@ class USEMA(nn.Module):
         sema_depths: Mamba-like blocks after each stage's conv blocks (0 = none); placement "enc" uses them
         all, "bot" keeps only the bottleneck's; mixer: token mixer of those blocks (`MIXERS`; "none" drops
         them); head_dim: channels per attention head; window_size: SEMA window; drop_path_rate: largest
-        stochastic-depth rate, over the SEMA blocks only; decoder_depth: residual blocks per decoder stage;
-        upsample: "nearest" (+1x1 conv, U-Mamba) or "transposed" (nnU-Net); attention_backend: SEMA kernel.
+        stochastic-depth rate, over the SEMA blocks only; mlp_ratio: MLP width of those blocks over C;
+        decoder_depth: residual blocks per decoder stage; upsample: "nearest" (+1x1 conv, U-Mamba) or
+        "transposed" (nnU-Net); deep_supervision: in training, return every decoder stage's 1x1-head logits;
+        attention_backend: SEMA kernel (`layers.sema.BACKENDS`; "auto" is the torch backend).
     Returns logits (B, num_classes, H, W); in training mode with deep supervision a list, full size first.
 
         >>> model = USEMA(1, 3, widths=(8, 16, 32, 64, 128), sema_depths=(0, 0, 1, 1, 1))
@@ -124,6 +126,7 @@ class USEMA(nn.Module):
             )
             for index in range(stages)
         )
+        # reconstructed: U-Mamba's decoder (nearest x2 + 1x1 conv, concat skip, residual blocks, 1x1 heads)
         upsampler = NearestUpsampleConcat if upsample == "nearest" else UpsampleConcat
         self.upsamplers = nn.ModuleList(
             upsampler(widths[index + 1], widths[index]) for index in reversed(range(stages - 1))
@@ -137,6 +140,7 @@ class USEMA(nn.Module):
         # reconstructed: stochastic depth grows linearly over the SEMA blocks, in order (MLLA's rule)
         total = sum(sema_depths)
         drop_paths = [drop_path_rate * index / max(total - 1, 1) for index in range(total)]
+        # reconstructed: SEMA blocks follow each stage's conv blocks, where U-Mamba_Enc puts its Mamba layers
         self.sema_stages = nn.ModuleList()
         for index, depth in enumerate(sema_depths):
             if depth == 0:

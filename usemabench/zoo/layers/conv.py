@@ -1,7 +1,10 @@
 """Convolution blocks shared by the U-shaped models (nnU-Net conventions: InstanceNorm + LeakyReLU).
 
-The residual block follows U-Mamba's `BasicResBlock` (itself nnU-Net's residual encoder block):
-conv3x3-norm-act, conv3x3-norm, a 1x1 projection on the skip when shape changes, then the activation.
+The residual block is nnU-Net's `BasicBlockD` (MIC-DKFZ/dynamic-network-architectures
+`building_blocks/residual.py`, which U-Mamba uses after the first block of a stage): conv3x3-norm-act,
+conv3x3-norm, the skip added, then the activation. When the block changes width or stride its skip is a
+strided 1x1 conv + norm; BasicBlockD average-pools and then applies a stride-1 1x1 conv + norm, and
+U-Mamba's `BasicResBlock` uses a 1x1 conv with bias and no norm (`umamba.ProjectedResidualBlock`).
 """
 
 from __future__ import annotations

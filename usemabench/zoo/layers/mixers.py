@@ -10,7 +10,7 @@ C -> 2C, v = the input, LePE = depthwise 3x3 conv on v), so that an ablation cha
     full    global softmax attention (SDPA)                           mean    mean of V only (no q/k)
     linear  MLLA linear attention (ELU + 1 kernels, normalised)
 
-MLLA's RoPE is not used (its default for segmentation-sized inputs is off here) [reconstructed].
+MLLA's RoPE on q and k is left out (USEMA_SPEC.md: optional, off by default) [reconstructed].
 """
 
 from __future__ import annotations
