@@ -255,9 +255,10 @@ def cudnn_benchmark(enabled: bool) -> Iterator[None]:
 
 @contextlib.contextmanager
 def compile_cache_for_sweeps(limit: int = 256) -> Iterator[None]:
-    """Raise torch.compile's recompile limit: SEMA's compiled FlexAttention recompiles for new shapes, and a
-    sweep over models and resolutions passes the default 8, after which dynamo silently runs the eager,
-    dense N x N fallback (the wrong kernel, timed as if it were SEMA's)."""
+    """Raise torch.compile's recompile limit for a model built with SEMA's opt-in `flex` backend (`auto` is
+    `torch`, which compiles nothing): compiled FlexAttention recompiles for new shapes, and a sweep over
+    models and resolutions passes the default 8, after which dynamo silently runs the eager, dense N x N
+    fallback (the wrong kernel, timed as if it were SEMA's)."""
     import torch._dynamo
 
     config = torch._dynamo.config
