@@ -94,6 +94,7 @@ class SwinBlock(nn.Module):
         _, height, width, _ = x.shape
         window = self.window_size
         shift = self.shift_size if min(height, width) > window else 0
+        # reconstructed: maps off 224k are zero-padded to whole windows (the reference asserts its img_size)
         x = F.pad(x, (0, 0, 0, -width % window, 0, -height % window))
         padded_height, padded_width = x.shape[1:3]
         mask = None
@@ -173,6 +174,7 @@ class SwinUNet(nn.Module):
         rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
         drop_paths = [rates[sum(depths[:stage]) : sum(depths[: stage + 1])] for stage in range(4)]
 
+        # reconstructed: in_channels directly (the reference repeats grey input to 3 channels); no ImageNet init
         self.patch_embed = nn.Conv2d(in_channels, embed_dim, kernel_size=PATCH_SIZE, stride=PATCH_SIZE)
         self.patch_norm = nn.LayerNorm(embed_dim)
         self.pos_drop = nn.Dropout(drop_rate)

@@ -70,6 +70,7 @@ class ResNetEncoder(nn.Module):
 
     def __init__(self, in_channels: int, units: Sequence[int] = (3, 4, 9), width: int = 64) -> None:
         super().__init__()
+        # reconstructed: the stem takes in_channels directly (the reference repeats grey input to 3 channels)
         self.stem = nn.Sequential(std_conv(in_channels, width, 7, 2), nn.GroupNorm(32, width, eps=1e-6), nn.ReLU(inplace=True))
         # No padding: a 2k feature map becomes k-1 wide; the 1/4 skip is zero-filled back to k below.
         self.pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=0)

@@ -29,6 +29,7 @@ PAPER = (
     "arXiv:2401.04722, 2024"
 )
 CODE = "https://github.com/bowang-lab/U-Mamba (umamba/nnunetv2/nets/UMambaBot_2d.py, UMambaEnc_2d.py)"
+# reconstructed: nnU-Net's 2D plan for a 256x256 patch, fixed (nnU-Net plans stages and widths per dataset)
 NNUNET_2D_WIDTHS = (32, 64, 128, 256, 512, 512, 512)
 RECONSTRUCTED = (
     "stages and widths fixed to nnU-Net's 2D plan for a 256x256 patch (7 stages, 32-512 channels, 3x3 kernels, "

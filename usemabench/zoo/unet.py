@@ -129,6 +129,7 @@ class PlainConvUNet(nn.Module):
 
 
 
+# reconstructed: 7 stages (nnU-Net's plan for 256x256) for every dataset, not planned per dataset
 @register_model(
     family="cnn",
     paper=NNUNET_PAPER,

@@ -195,6 +195,7 @@ class VMUNet(nn.Module):
         dims_decoder = list(dims)[::-1]
         rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
         rates_decoder = torch.linspace(0, drop_path_rate, sum(depths_decoder), device="cpu").tolist()[::-1]
+        # reconstructed: in_channels directly (the reference repeats grey input to 3 channels); no VMamba init
         self.patch_embed = PatchEmbed(in_channels, dims[0], patch_size)
         self.layers = nn.ModuleList(
             VSSLayer(dims[i], depths[i], rates[sum(depths[:i]) :], d_state, scan_backend, downsample=i < n_stages - 1)
