@@ -46,7 +46,8 @@ def _setting(text: str) -> tuple[str, object]:
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     protocols = ", ".join(available_protocols())
     parser.add_argument("--protocol", default="quick", help=f"packaged ({protocols}) or a JSON file (default: %(default)s)")
-    parser.add_argument("--runs-dir", type=Path, default=defaults.RUNS_DIR, help="checkpoints and logs (default: %(default)s)")
+    parser.add_argument("--runs-dir", type=Path, default=None,
+                        help=f"checkpoints and logs (default: {defaults.RUNS_DIR}; main job: {defaults.MAIN_JOB_DIR / 'runs'})")
     parser.add_argument("--records-dir", type=Path, default=None,
                         help=f"records (default: {defaults.RECORDS_DIR}; main job: {defaults.MAIN_JOB_DIR / 'records'})")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1 ... (default: %(default)s)")
@@ -105,7 +106,7 @@ def _request(args: argparse.Namespace, model: str, dataset: str, seed: int):
     from usemabench.runners.experiment import ExperimentRequest
 
     return ExperimentRequest(
-        model=model, dataset=dataset, protocol=args.protocol, seed=seed, runs_dir=args.runs_dir,
+        model=model, dataset=dataset, protocol=args.protocol, seed=seed, runs_dir=args.runs_dir or defaults.RUNS_DIR,
         records_dir=args.records_dir or defaults.RECORDS_DIR, device=args.device, progress=not args.no_progress,
         model_overrides=dict(getattr(args, "model_config", [])), stages=getattr(args, "stages", ("train", "evaluate")),
     )
@@ -118,7 +119,8 @@ def run_command(args: argparse.Namespace) -> int:
         from usemabench.runners.main_job import run_main_job
 
         return run_main_job(
-            runs_dir=args.runs_dir, records_dir=args.records_dir or defaults.MAIN_JOB_DIR / "records",
+            runs_dir=args.runs_dir or defaults.MAIN_JOB_DIR / "runs",
+            records_dir=args.records_dir or defaults.MAIN_JOB_DIR / "records",
             leaderboard_dir=args.leaderboard_dir,
             reports_dir=args.reports_dir, device=args.device, progress=not args.no_progress,
         )

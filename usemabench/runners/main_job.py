@@ -46,7 +46,7 @@ def default_models(log: Callable[[str], None] = print) -> list[str]:
 
 
 def run_main_job(
-    runs_dir: Path = defaults.RUNS_DIR,
+    runs_dir: Path = defaults.MAIN_JOB_DIR / "runs",
     records_dir: Path = defaults.MAIN_JOB_DIR / "records",
     leaderboard_dir: Path = defaults.MAIN_JOB_DIR / "leaderboard",
     reports_dir: Path = defaults.MAIN_JOB_DIR / "reports",
