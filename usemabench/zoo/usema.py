@@ -191,6 +191,7 @@ RECONSTRUCTED = (
     "widths, conv blocks per stage and SEMA blocks per stage of t/s/b (USEMA_SPEC.md table)",
     "SEMA blocks after the conv blocks of stages 3-5 ('enc'); 'bot' = bottleneck only",
     "no separate stem: stage 1 is a stride-1 residual block from the input channels",
+    "residual block skip: identity, or a bias-free 1x1 (strided) conv + InstanceNorm where the shape changes",
     "decoder: nearest x2 upsample + 1x1 conv, concat skip, one residual block; 1x1 deep-supervision heads",
     "drop path on SEMA blocks only, linear 0 -> 0.1/0.2/0.3 for t/s/b",
     "SEMA: scale 1/sqrt(head_dim), no shifted windows, no relative position bias, window 8",
