@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import HfApi, ModelCard, hf_hub_download, snapshot_download
-from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_model
 from torch import nn
@@ -100,8 +100,9 @@ def resolve_weights_dir(source: str | os.PathLike, revision: str | None = None, 
         raise PretrainedError(f"{source!r} is neither an existing folder nor a Hub repo id of the form org/name[@revision]")
     try:
         folder = snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=list(HUB_FILES))
-    except EntryNotFoundError as error:
-        raise PretrainedError(f"{repo_id}: {error}") from error
+    except (EntryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError) as error:
+        # Unknown repo or revision, no network and no cached copy: one message naming what was asked for.
+        raise PretrainedError(f"{repo_id}@{revision or 'main'}: weights could not be fetched ({error})") from error
     return Path(folder)
 
 

@@ -150,3 +150,8 @@ def test_config_is_plain_json_with_constructor_arguments(tmp_path: Path) -> None
     config = json.loads((folder / CONFIG_NAME).read_text())
     assert config["usemabench_name"] == "usema_tiny"
     assert (config["in_channels"], config["num_classes"]) == (3, 4)
+
+
+def test_unknown_repo_is_a_clear_error(hub: FakeHub) -> None:
+    with pytest.raises(PretrainedError, match="nobody/nothing@main: weights could not be fetched"):
+        load_pretrained("nobody/nothing")
