@@ -19,7 +19,8 @@ from matplotlib.transforms import blended_transform_factory
 
 from usemabench.reports.figures import ReportFigure, label_log_axis, new_figure, report_style, save_png, slug
 
-PANELS = (("macs", "MACs"), ("peak_memory_bytes", "peak memory (bytes)"), ("latency_ms", "latency (ms)"))
+# (column, axis label, divisor): memory in MiB, the unit the tables use (fitted exponents do not change).
+PANELS = (("macs", "MACs", 1), ("peak_memory_bytes", "peak memory (MiB)", 2**20), ("latency_ms", "latency (ms)", 1))
 
 
 def scaling_exponent(pixels: np.ndarray, values: np.ndarray) -> float:
@@ -88,13 +89,13 @@ def scaling_figure(costs: pd.DataFrame, device: str, precision: str, mode: str, 
         figure = new_figure(13, 4.2)
         axes = figure.subplots(1, len(PANELS))
         ticks = costs.drop_duplicates("pixels").sort_values("pixels")
-        for axis, (column, label) in zip(axes, PANELS):
+        for axis, (column, label, divisor) in zip(axes, PANELS):
             lines = []
             for series, rows in costs.groupby("series", sort=True):
                 measured = rows[rows[column].gt(0)]
                 oom = rows[rows["status"].eq("oom") & ~rows[column].gt(0)]
-                lines.append(Series(series, measured["pixels"].to_numpy(float), measured[column].to_numpy(float),
-                                    oom["pixels"].to_numpy(float)))
+                lines.append(Series(series, measured["pixels"].to_numpy(float),
+                                    measured[column].to_numpy(float) / divisor, oom["pixels"].to_numpy(float)))
             draw_cost_panel(axis, lines, colors, label, "resolution (log of pixels)", "out of memory")
             axis.set_xticks(ticks["pixels"], [_resolution_label(value) for value in ticks["resolution"]])
             axis.xaxis.set_minor_locator(NullLocator())
