@@ -107,6 +107,13 @@ def test_record_names_the_sema_backend_that_ran() -> None:
     assert record["cost"]["flops_by_op"]["usemabench.sema_attention"] > 0
 
 
+def test_full_attention_ablation_runs_a_fused_sdpa_kernel() -> None:
+    # Its values are a strided view of the feature map; unfixed, SDPA silently fell back to `math`.
+    record = profile_model("usema_tiny_full", 32, mode="infer", repeats=1, warmup=0)
+    assert record["status"] == "ok", record["error"]
+    assert record["environment"]["backends"]["sdpa"] == ["flash (cpu)"]
+
+
 def test_sweep_records_oom_and_unsupported_and_goes_on(tiny_models: None, tmp_path) -> None:
     lines: list[str] = []
     records = profile_sweep(

@@ -114,7 +114,10 @@ class FullAttention(_QKAttention):
 
     def forward(self, x: Tensor, height: int, width: int) -> Tensor:
         q, k = self.queries_and_keys(x)
-        out = F.scaled_dot_product_attention(q, k, _split_heads(x, self.num_heads))
+        # x is usually a channels-first feature map seen as tokens; the fused SDPA kernels (flash, cuDNN,
+        # memory-efficient) need a unit stride on the head dimension and otherwise fall back to `math`.
+        v = _split_heads(x.contiguous(), self.num_heads)
+        out = F.scaled_dot_product_attention(q, k, v)
         return _merge_heads(out) + _conv_on_tokens(self.lepe, x, height, width)
 
 
