@@ -212,6 +212,13 @@ def sweep_triton_configs(device: str) -> list[dict]:
         ScanTritonConfig(chunk_size=128, block_d=4),
         ScanTritonConfig(chunk_size=256, block_d=1),
         ScanTritonConfig(channel_split=16),
+        ScanTritonConfig(chunk_size=64),
+        ScanTritonConfig(chunk_size=256),
+        ScanTritonConfig(chunk_size=64, block_d=1),
+        ScanTritonConfig(num_warps=2),
+        ScanTritonConfig(chunk_size=256, block_d=4, num_warps=8),
+        ScanTritonConfig(carry_block_rows=64, carry_block_chunks=32),
+        ScanTritonConfig(carry_block_rows=16, carry_block_chunks=128),
     ]
     rows = []
     for config in configs:
@@ -272,7 +279,9 @@ def run_benchmark(args: argparse.Namespace) -> int:
     }
     environment = environment_info(device, "bf16", backends={"selective_scan": backends})
     record = make_record("bench", metrics=metrics, cost=cost, environment=environment)
-    filename = record_filename(record).replace("bench_", "bench_selective-scan_", 1)
+    # Runs of different backend sets (or with the sweep) on one GPU must not overwrite each other.
+    label = "-".join(backends) + ("_sweep" if "triton_config_sweep" in metrics else "")
+    filename = record_filename(record).replace("bench_", f"bench_selective-scan_{label}_", 1)
     path = write_record(record, args.records_dir, filename)
     print(f"wrote {path} ({cost['wall_seconds']:.0f} s)")
     return 0

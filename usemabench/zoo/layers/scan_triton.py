@@ -50,8 +50,10 @@ from usemabench.zoo.layers.scan import validate_scan_inputs
 
 @dataclass(frozen=True)
 class ScanTritonConfig:
-    """Tile sizes (powers of two). Defaults are a guess for an H100 at D=256, N=16; `benchmarks/bench_scan.py`
-    times alternatives.
+    """Tile sizes (powers of two). The defaults won the H100 tile sweep at L=65,536, D=256, N=16 among those
+    that keep memory low (5.57 ms against 6.16 ms for the earlier block_d=2; chunk_size=64 was 5.07 ms but
+    needs 1.44x the memory): `leaderboard/records/bench/bench_selective-scan_triton_sweep_*.json`, made by
+    `benchmarks/bench_scan.py --sweep`.
 
     chunk_size: tokens per chunk (lowered to the sequence length's power of two, at least 16, for short ones).
     block_d: channels per program (lowered to the largest power of two dividing the channels per group).
@@ -62,7 +64,7 @@ class ScanTritonConfig:
     """
 
     chunk_size: int = 128
-    block_d: int = 2
+    block_d: int = 1
     carry_block_rows: int = 32
     carry_block_chunks: int = 64
     channel_split: int | None = None
