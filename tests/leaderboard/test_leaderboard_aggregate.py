@@ -129,10 +129,14 @@ def test_profile_variants_are_separate_series_and_leaderboard_costs_use_the_defa
             source = path
     record = json.loads(source.read_text())
     record["metrics"] = {"variant": "sdpa-math"}
+    record["environment"]["backends"] = {"sdpa": ["math"], "sdpa_requested": "math", "sema": ["torch"]}
     record["cost"]["macs"] *= 10
     (records / "profiles" / "math_variant.json").write_text(json.dumps(record))
     leaderboard = aggregate(load_records(records))
     infer_64 = leaderboard.costs[leaderboard.costs["mode"].eq("infer") & leaderboard.costs["pixels"].eq(RESOLUTION**2)]
     assert sorted(infer_64.loc[infer_64["model"].eq("usema_s"), "series"]) == ["usema_s", "usema_s [sdpa-math]"]
+    kernels = infer_64.set_index("series")["kernels"]
+    assert kernels["usema_s [sdpa-math]"] == "sdpa: math; sema: torch"  # what ran, not what was asked for
+    assert kernels["usema_s"] == ""
     row = board_of(leaderboard, "toy").table.set_index("model").loc["usema_s"]
     assert row["macs"] == pytest.approx(MODEL_COSTS["usema_s"][1] * RESOLUTION**2)

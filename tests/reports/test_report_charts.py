@@ -46,7 +46,7 @@ def test_qualitative_sources_and_cases(fabricated_records):
     scores = toy.case_scores[toy.case_scores["model"].eq("usema_s") & toy.case_scores["case_id"].isin(available)]
     ordered = list(scores.sort_values(["dice", "case_id"])["case_id"])
     cases, how = choose_cases(toy, available, "usema_s")
-    assert cases == [ordered[0], ordered[len(ordered) // 2], ordered[-1]] and how == "worst, median and best case of usema_s by Dice"
+    assert cases == [ordered[0], ordered[len(ordered) // 2], ordered[-1]] and how == f"worst, median and best of the {len(ordered)} saved cases of usema_s by Dice"
     other = next(board for board in leaderboard.groups if board.dataset == "other")
     assert find_sources(other, fabricated_records) == []
 

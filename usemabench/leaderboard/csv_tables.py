@@ -22,7 +22,7 @@ PER_CLASS_COLUMNS = ["dataset", "protocol", "model", "class", "dice"]
 RUNS_COLUMNS = ["dataset", "protocol", "model", "seed", "status", "record", "note"]
 COST_COLUMNS = [
     "device", "precision", "mode", "model", "variant", "height", "width", "batch", "status", "params", "macs", "flops",
-    "peak_memory_bytes", "memory_method", "latency_ms", "latency_iqr_ms", "throughput", "error", "record_path",
+    "peak_memory_bytes", "memory_method", "latency_ms", "latency_iqr_ms", "throughput", "kernels", "error", "record_path",
 ]
 
 

@@ -184,6 +184,7 @@ def costs_table(costs: pd.DataFrame) -> Table:
         Column("peak memory", lambda r: memory(r["peak_memory_bytes"]), lambda r: key(r["peak_memory_bytes"])),
         Column("latency ms (IQR)", lambda r: milliseconds(r["latency_ms"], r["latency_iqr_ms"]), lambda r: key(r["latency_ms"])),
         Column("images/s", lambda r: number(r["throughput"], 1), lambda r: key(r["throughput"])),
+        Column("kernels", lambda r: r["kernels"], lambda r: _text_key(r["kernels"]), numeric=False),
         Column("note", lambda r: short_error(r["error"]), lambda r: _text_key(short_error(r["error"])), numeric=False),
     ]
     return render(costs, columns)

@@ -61,6 +61,8 @@ PROFILE_COLUMNS: dict[str, tuple[FieldPath, ...]] = {
     "throughput": (("cost", "throughput"),),
 }
 
+PROFILE_BACKENDS_PATH: FieldPath = ("environment", "backends")
+
 # Benchmark records (benchmarks/*.py): free-form results, read by usemabench.reports.benchmarks.
 BENCH_COLUMNS: dict[str, tuple[FieldPath, ...]] = {
     "variant": (("metrics", "variant"),),
@@ -159,10 +161,22 @@ def bench_fields(record: dict) -> dict[str, Any]:
     return row
 
 
+def kernels_label(backends: dict) -> str:
+    """The kernels that ran, e.g. "sdpa: cudnn; sema: torch", so a slow fallback is visible in the tables."""
+    parts = []
+    for op, ran in sorted(backends.items()):
+        if op.endswith("_requested"):  # what was asked for, not what ran; the variant names it
+            continue
+        names = ran if isinstance(ran, list) else [ran]
+        parts.append(f"{op}: {', '.join(map(str, names))}")
+    return "; ".join(parts)
+
+
 def profile_fields(record: dict) -> dict[str, Any]:
     row = run_fields(record)
     numeric = frozenset(PROFILE_COLUMNS) - {"mode", "variant", "memory_method"}
     row.update(_columns(record, PROFILE_COLUMNS, numeric))
+    row["kernels"] = kernels_label(_mapping_at(record, PROFILE_BACKENDS_PATH))
     if row["batch"] is not None:
         row["batch"] = int(row["batch"]) if math.isfinite(row["batch"]) else None
     return row

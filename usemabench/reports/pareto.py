@@ -46,12 +46,14 @@ def pareto_figure(board: GroupBoard, path: Path, colors: dict) -> ReportFigure |
                 axis.text(0.5, 0.5, absent, ha="center", va="center", transform=axis.transAxes)
                 axis.set_xlabel(label)
                 continue
+            rightmost = points[column].max()
             for _, row in points.iterrows():
                 error = row["dice_std_seeds"] if np.isfinite(row["dice_std_seeds"]) else None
                 axis.errorbar(row[column], row["dice_mean"], yerr=error, marker="*" if row["is_reference"] else "o",
                               markersize=10 if row["is_reference"] else 6, color=colors[row["model"]], capsize=2)
+                at_right = row[column] == rightmost  # its label goes left, inside the axes
                 axis.annotate(row["model"], (row[column], row["dice_mean"]), textcoords="offset points",
-                              xytext=(4, 4), fontsize=7)
+                              xytext=(-4 if at_right else 4, 4), ha="right" if at_right else "left", fontsize=7)
             front = points.iloc[pareto_front(points[column].to_numpy(), points["dice_mean"].to_numpy())]
             axis.step(front[column], front["dice_mean"], where="post", color="grey", linestyle="--", label="Pareto front")
             axis.set_xscale("log")

@@ -75,7 +75,7 @@ def choose_cases(board: GroupBoard, available: list[str], reference: str | None)
     if len(scores) < CASES_SHOWN:
         return sorted(available)[:CASES_SHOWN], "first saved cases by name"
     positions = np.linspace(0, len(scores) - 1, CASES_SHOWN).round().astype(int)
-    return list(scores["stem"].iloc[positions]), f"worst, median and best case of {reference} by Dice"
+    return list(scores["stem"].iloc[positions]), f"worst, median and best of the {len(scores)} saved cases of {reference} by Dice"
 
 
 def _read(folder: Path | None, stem: str) -> np.ndarray | None:
