@@ -6,6 +6,8 @@
 #             models; about 6 minutes)
 #   scaling   the scaling profile, bf16, infer and train, 256-2048 px, one step per model (about 3 minutes)
 #   extras    usema_s_full with plain (math) attention, and VM-UNet with the Triton scan (about 2 minutes)
+#   mamba     build mamba-ssm's scan for this GPU, then all three scan backends in one run (about 5 minutes;
+#             needs its sdist in .whl/src/, see build_mamba_ssm.sh)
 #   kernels = scan sema; profile = scaling extras
 # Usage: bash benchmarks/gpu/session.sh PHASE [PHASE...]; carry .whl and .gpu_data (compact DSB2018 copy).
 # Results come back as gpu_results.tgz; step times are in logs/steps.txt.
@@ -15,6 +17,12 @@ RECORDS="$RESULTS/records"
 
 scan() {
   step bench_scan 100 python3 benchmarks/bench_scan.py --lengths 4096 16384 65536 262144 --backends triton --sweep \
+    --records-dir "$RECORDS/bench"
+}
+
+mamba() {
+  step build_mamba_ssm 300 bash benchmarks/gpu/build_mamba_ssm.sh
+  step bench_scan_all 150 python3 benchmarks/bench_scan.py --lengths 4096 16384 65536 262144 --backends torch triton cuda \
     --records-dir "$RECORDS/bench"
 }
 
@@ -50,10 +58,10 @@ extras() {
 
 for phase in "$@"; do
   case "$phase" in
-    scan|sema|train|scaling|extras) "$phase" ;;
+    scan|sema|mamba|train|scaling|extras) "$phase" ;;
     kernels) scan; sema ;;
     profile) scaling; extras ;;
-    *) echo "unknown phase $phase (scan, sema, train, scaling, extras, kernels, profile)"; exit 2 ;;
+    *) echo "unknown phase $phase (scan, sema, mamba, train, scaling, extras, kernels, profile)"; exit 2 ;;
   esac
 done
 cat "$RESULTS/logs/steps.txt"
