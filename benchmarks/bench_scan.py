@@ -205,18 +205,18 @@ def sweep_triton_configs(device: str) -> list[dict]:
     from usemabench.zoo.layers.scan_triton import ScanTritonConfig
 
     configs = [
-        ScanTritonConfig(),
-        ScanTritonConfig(num_warps=4),
-        ScanTritonConfig(chunk_size=64, block_d=4),
-        ScanTritonConfig(chunk_size=128, block_d=1),
-        ScanTritonConfig(chunk_size=128, block_d=4),
-        ScanTritonConfig(chunk_size=256, block_d=1),
-        ScanTritonConfig(channel_split=16),
-        ScanTritonConfig(chunk_size=64),
-        ScanTritonConfig(chunk_size=256),
-        ScanTritonConfig(chunk_size=64, block_d=1),
+        ScanTritonConfig(),  # chunk 128, 1 channel per program, 4 warps
+        ScanTritonConfig(block_d=2),  # the default before the first sweep
+        ScanTritonConfig(block_d=2, num_warps=4),
+        ScanTritonConfig(block_d=4),
         ScanTritonConfig(num_warps=2),
-        ScanTritonConfig(chunk_size=256, block_d=4, num_warps=8),
+        ScanTritonConfig(num_warps=8),
+        ScanTritonConfig(chunk_size=64),
+        ScanTritonConfig(chunk_size=64, block_d=2),
+        ScanTritonConfig(chunk_size=64, block_d=4),
+        ScanTritonConfig(chunk_size=256),
+        ScanTritonConfig(chunk_size=256, block_d=2),
+        ScanTritonConfig(channel_split=16),
         ScanTritonConfig(carry_block_rows=64, carry_block_chunks=32),
         ScanTritonConfig(carry_block_rows=16, carry_block_chunks=128),
     ]
