@@ -4,6 +4,8 @@ On the CPU the kernels run in Triton's interpreter, which must be switched on (T
 triton itself is imported, since its standard library (tl.sum, tl.cumsum, ...) is decorated at import.
 So `test_interpreter_suite` reruns this file's `interpreter` tests in a child pytest with the variable set,
 and the rest of the session keeps compiled Triton. With a GPU the same cases, and larger ones, run on CUDA.
+Without a GPU, Triton's compiler (with the ptxas it ships) still lowers every kernel to sm_80 and sm_90
+machine code, which catches code that the interpreter accepts and the compiler rejects.
 
 Tolerance, per tensor: max |result - reference| <= tol * max(max |reference|, 1).
   float32 inputs: tol = 2e-5 (measured <= 3.1e-7 in the interpreter; the GPU's approximate exp/log add little)
@@ -23,7 +25,7 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("triton")
+triton = pytest.importorskip("triton")
 
 from usemabench.zoo.layers import scan_triton  # noqa: E402
 from usemabench.zoo.layers.scan import selective_scan_reference  # noqa: E402
@@ -169,6 +171,49 @@ def test_interpreter_rejects_a_channel_split_not_dividing_the_channel_blocks() -
 @pytest.mark.parametrize("case", GPU_CASES, ids=lambda case: case.name)
 def test_cuda_matches_reference(case: Case, dtype: torch.dtype) -> None:
     assert_matches_reference(case, dtype, "cuda")
+
+
+# Pointers to tensors in the inputs' dtype; every other pointer is a float32 buffer (A, D, bias, chunk states,
+# gradient partials, dB and dC). The flags switch every optional path on.
+INPUT_DTYPE_POINTERS = {"u", "delta", "B", "C", "z", "dout", "out", "du", "ddelta", "dz"}
+KERNEL_FLAGS = dict(HAS_D=True, HAS_Z=True, HAS_BIAS=True, SOFTPLUS=True, ATOMIC_BC=True, REVERSE=True)
+
+
+def compile_ahead_of_time(kernel, arch: int) -> bytes:
+    """The cubin of a scan kernel for sm_<arch> and bfloat16 inputs, from Triton's compiler and ptxas, no GPU."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    config, n_pad = scan_triton.DEFAULT_CONFIG, 16
+    tiles = dict(CHUNK=config.chunk_size, BLOCK_D=config.block_d, N_PAD=n_pad,
+                 BLOCK_R=config.carry_block_rows, BLOCK_K=config.carry_block_chunks)  # fmt: skip
+    constexprs = {name: value for name, value in (KERNEL_FLAGS | tiles).items() if name in kernel.arg_names}
+
+    def argument_type(name: str) -> str:
+        if name in constexprs:
+            return "constexpr"
+        if not name.endswith("_ptr"):
+            return "i32"
+        return "*bf16" if name.removesuffix("_ptr") in INPUT_DTYPE_POINTERS else "*fp32"
+
+    signature = {name: argument_type(name) for name in kernel.arg_names}
+    source = ASTSource(
+        fn=kernel, signature=signature, constexprs={(kernel.arg_names.index(n),): v for n, v in constexprs.items()}
+    )
+    return triton.compile(source, target=GPUTarget("cuda", arch, 32), options=dict(num_warps=4)).asm["cubin"]
+
+
+@pytest.mark.skipif(INTERPRETER, reason="the interpreter does not compile")
+@pytest.mark.parametrize("arch", [80, 90], ids=["sm80", "sm90"])
+@pytest.mark.parametrize(
+    "kernel_name",
+    ["_forward_summary_kernel", "_carry_kernel", "_forward_output_kernel", "_backward_summary_kernel",
+     "_backward_gradients_kernel"],
+)  # fmt: skip
+def test_kernels_compile_for_ampere_and_hopper_without_a_gpu(kernel_name: str, arch: int) -> None:
+    """The interpreter accepts code the GPU compiler rejects; this lowers each kernel to machine code."""
+    cubin = compile_ahead_of_time(getattr(scan_triton, kernel_name), arch)
+    assert cubin[:4] == b"\x7fELF" and len(cubin) > 1000
 
 
 @pytest.mark.skipif(torch.cuda.is_available() or INTERPRETER, reason="checks the refusal of CPU tensors")

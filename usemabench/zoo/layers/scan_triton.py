@@ -96,6 +96,26 @@ def _softplus(x):
 
 
 @triton.jit
+def _chunk_program(
+    L, D, N, channels_per_group, G, CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, N_PAD: tl.constexpr
+):  # fmt: skip
+    """Where a (chunk, channel block, batch item) program of kernels 1, 3 and 4 reads and writes.
+
+    Returns chunk, batch, the channel, state and token offsets with the state and token masks, the channels'
+    row offsets in (batch, D, L) tensors and the group's offset in (batch, G, N, L) ones.
+    """
+    chunk = tl.program_id(0)
+    d_start = tl.program_id(1) * BLOCK_D
+    batch = tl.program_id(2).to(tl.int64)
+    offs_d = d_start + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, N_PAD)
+    offs_t = chunk * CHUNK + tl.arange(0, CHUNK)
+    row_offsets = (batch * D + offs_d).to(tl.int64) * L
+    group_offset = (batch * G + d_start // channels_per_group) * N * L
+    return chunk, batch, offs_d, offs_n, offs_n < N, offs_t, offs_t < L, row_offsets, group_offset
+
+
+@triton.jit
 def _load_delta(
     delta_ptr, bias_ptr, row_offsets, offs_d, offs_t, mask_t, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr
 ):
@@ -147,28 +167,21 @@ def _forward_summary_kernel(
     CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, N_PAD: tl.constexpr,
 ):  # fmt: skip
     """Kernel 1: (P_k, S_k) of chunk k, stored in slot k + 1 of (batch, n_chunks, D, N); slot 0 = zero state."""
-    chunk = tl.program_id(0)
-    d_start = tl.program_id(1) * BLOCK_D
-    batch = tl.program_id(2).to(tl.int64)
-    offs_d = d_start + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, N_PAD)
-    mask_n = offs_n < N
-    offs_t = chunk * CHUNK + tl.arange(0, CHUNK)
-    mask_t = offs_t < L
-    row_offsets = (batch * D + offs_d).to(tl.int64) * L
-    group_offset = (batch * G + d_start // channels_per_group) * N * L
+    chunk, batch, offs_d, offs_n, mask_n, offs_t, mask_t, row_offsets, group_offset = _chunk_program(
+        L, D, N, channels_per_group, G, CHUNK, BLOCK_D, N_PAD
+    )
 
     _, dt = _load_delta(delta_ptr, bias_ptr, row_offsets, offs_d, offs_t, mask_t, HAS_BIAS, SOFTPLUS)
     u = _load_tokens(u_ptr, row_offsets, offs_t, mask_t)
     B = _load_state_tokens(B_ptr, group_offset, offs_n, mask_n, offs_t, mask_t, L)
-    A = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_n[None, :], other=0.0).to(tl.float32)
+    state_offsets = offs_d[:, None] * N + offs_n[None, :]
+    A = tl.load(A_ptr + state_offsets, mask=mask_n[None, :], other=0.0).to(tl.float32)
 
     later = tl.cumsum(dt, axis=1, reverse=True) - dt  # sum of dt after t within the chunk
     weight = tl.exp(A[:, :, None] * later[:, None, :])
     value = tl.sum(weight * ((dt * u)[:, None, :] * B[None, :, :]), axis=2)
     decay = tl.exp(A * tl.sum(dt, axis=1)[:, None])
 
-    state_offsets = offs_d[:, None] * N + offs_n[None, :]
     slot = (batch * n_chunks + chunk + 1) * D * N + state_offsets
     mask_store = mask_n[None, :] & (chunk + 1 < n_chunks)
     tl.store(decay_ptr + slot, decay, mask=mask_store)
@@ -218,16 +231,9 @@ def _forward_output_kernel(
     CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, N_PAD: tl.constexpr,
 ):  # fmt: skip
     """Kernel 3: states inside chunk k from its start state, then y."""
-    chunk = tl.program_id(0)
-    d_start = tl.program_id(1) * BLOCK_D
-    batch = tl.program_id(2).to(tl.int64)
-    offs_d = d_start + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, N_PAD)
-    mask_n = offs_n < N
-    offs_t = chunk * CHUNK + tl.arange(0, CHUNK)
-    mask_t = offs_t < L
-    row_offsets = (batch * D + offs_d).to(tl.int64) * L
-    group_offset = (batch * G + d_start // channels_per_group) * N * L
+    chunk, batch, offs_d, offs_n, mask_n, offs_t, mask_t, row_offsets, group_offset = _chunk_program(
+        L, D, N, channels_per_group, G, CHUNK, BLOCK_D, N_PAD
+    )
 
     _, dt = _load_delta(delta_ptr, bias_ptr, row_offsets, offs_d, offs_t, mask_t, HAS_BIAS, SOFTPLUS)
     u = _load_tokens(u_ptr, row_offsets, offs_t, mask_t)
@@ -259,27 +265,20 @@ def _backward_summary_kernel(
     CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, N_PAD: tl.constexpr,
 ):  # fmt: skip
     """Kernel 4: (P_k, Q_k) of chunk k, stored in slot k - 1; the last slot gets the zero adjoint."""
-    chunk = tl.program_id(0)
-    d_start = tl.program_id(1) * BLOCK_D
-    batch = tl.program_id(2).to(tl.int64)
-    offs_d = d_start + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, N_PAD)
-    mask_n = offs_n < N
-    offs_t = chunk * CHUNK + tl.arange(0, CHUNK)
-    mask_t = offs_t < L
-    row_offsets = (batch * D + offs_d).to(tl.int64) * L
-    group_offset = (batch * G + d_start // channels_per_group) * N * L
+    chunk, batch, offs_d, offs_n, mask_n, offs_t, mask_t, row_offsets, group_offset = _chunk_program(
+        L, D, N, channels_per_group, G, CHUNK, BLOCK_D, N_PAD
+    )
 
     _, dt = _load_delta(delta_ptr, bias_ptr, row_offsets, offs_d, offs_t, mask_t, HAS_BIAS, SOFTPLUS)
     dy, _, _ = _gated_output_grad(dout_ptr, z_ptr, row_offsets, offs_t, mask_t, HAS_Z)
     C = _load_state_tokens(C_ptr, group_offset, offs_n, mask_n, offs_t, mask_t, L)
-    A = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_n[None, :], other=0.0).to(tl.float32)
+    state_offsets = offs_d[:, None] * N + offs_n[None, :]
+    A = tl.load(A_ptr + state_offsets, mask=mask_n[None, :], other=0.0).to(tl.float32)
 
     weight = tl.exp(A[:, :, None] * tl.cumsum(dt, axis=1)[:, None, :])
     value = tl.sum(weight * (dy[:, None, :] * C[None, :, :]), axis=2)
     decay = tl.exp(A * tl.sum(dt, axis=1)[:, None])
 
-    state_offsets = offs_d[:, None] * N + offs_n[None, :]
     slot = (batch * n_chunks + chunk - 1) * D * N + state_offsets
     mask_store = mask_n[None, :] & (chunk > 0)
     tl.store(decay_ptr + slot, decay, mask=mask_store)
