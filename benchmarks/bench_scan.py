@@ -14,6 +14,8 @@ Measured per (backend, L), on the GPU:
 - memory: `torch.cuda.max_memory_allocated` after `reset_peak_memory_stats` around one forward+backward,
   reported absolute (inputs and output gradient included) and above what was allocated before the call.
 - a call that runs out of memory is recorded as `oom`, one that raises as `failed`, and the run goes on.
+- per kernel, at L = 65,536: GPU time in one forward+backward from the profiler's kernel records
+  (`kernel_breakdown`), to show which kernel to work on.
 
 Usage (one `bench` record under --records-dir; well under 90 s on an H100):
     python benchmarks/bench_scan.py
@@ -43,7 +45,8 @@ DIM, D_STATE = 256, 16
 LENGTHS = (4096, 16384, 65536, 131072, 262144)
 BACKENDS = ("torch", "triton", "cuda")
 CHECK_LENGTH, CHECK_DIM = 512, 64
-SWEEP_LENGTH = 65536
+SWEEP_LENGTH = 65536  # also the length of the per-kernel breakdown
+BREAKDOWN_CALLS = 5
 TIME_BUDGET_S = 0.4
 # --check passes when max |error| <= tol * max(max |reference|, 1) against float64, as in the tests.
 CHECK_TOLERANCE = {torch.float32: 2e-5, torch.bfloat16: 1e-2}
@@ -158,6 +161,44 @@ def _time_and_memory(scan: ScanFn, length: int, device: str) -> dict:
     }
 
 
+def kernel_breakdown(scan: ScanFn, length: int, device: str) -> dict:
+    """GPU time per kernel in one forward+backward, ms, averaged over a few profiled calls: where the time goes.
+
+    From the profiler's kernel records (CUPTI), so launch gaps are left out and the sum is below the timed call.
+    """
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    try:
+        inputs, grad_output = scan_inputs(length, DIM, D_STATE, torch.bfloat16, device)
+        step = forward_backward(scan, inputs, grad_output)
+        step()  # compiles the Triton kernels
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as trace:
+            for _ in range(BREAKDOWN_CALLS):
+                step()
+            torch.cuda.synchronize()
+        kernels = {
+            event.key[:200]: event.device_time_total / 1000 / BREAKDOWN_CALLS
+            for event in trace.key_averages()
+            if event.device_type == DeviceType.CUDA
+        }
+        result = {"length": length, "status": "ok", "kernels_ms": dict(sorted(kernels.items(), key=lambda kv: -kv[1]))}
+    except Exception as error:  # a diagnostic: its failure is recorded and the benchmark goes on
+        result = {"length": length, "status": "failed", "error": f"{type(error).__name__}: {error}"[:2000]}
+    release_memory()
+    return result
+
+
+def print_breakdown(backend: str, breakdown: dict) -> None:
+    if breakdown["status"] != "ok":
+        print(f"  {backend:7s} kernel breakdown failed: {breakdown['error'][:300]}", flush=True)
+        return
+    kernels = breakdown["kernels_ms"]
+    top = ", ".join(f"{name[:40]} {ms:.3f}" for name, ms in list(kernels.items())[:6])
+    print(f"  {backend:7s} L={breakdown['length']} kernels {sum(kernels.values()):.3f} ms: {top}", flush=True)
+
+
 def print_result(label: str, result: dict) -> None:
     if result["status"] == "ok":
         print(
@@ -210,7 +251,7 @@ def sweep_triton_configs(device: str) -> list[dict]:
         ScanTritonConfig(block_d=2, num_warps=4),
         ScanTritonConfig(block_d=4),
         ScanTritonConfig(num_warps=2),
-        ScanTritonConfig(num_warps=8),
+        ScanTritonConfig(num_warps=8),  # ptxas (sm_90): the gradient kernel spills at 4 warps (255 registers), not at 8
         ScanTritonConfig(chunk_size=64),
         ScanTritonConfig(chunk_size=64, block_d=2),
         ScanTritonConfig(chunk_size=64, block_d=4),
@@ -253,6 +294,10 @@ def run_benchmark(args: argparse.Namespace) -> int:
         for length in args.lengths:
             results[backend].append(measure(backend_fn(backend), length, device))
             print_result(backend, results[backend][-1])
+    breakdown = {}
+    for backend in backends:
+        breakdown[backend] = kernel_breakdown(backend_fn(backend), SWEEP_LENGTH, device)
+        print_breakdown(backend, breakdown[backend])
     metrics = {
         "variant": "selective_scan",
         "shape": {"batch": 1, "dim": DIM, "d_state": D_STATE, "groups": 1},
@@ -260,6 +305,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         "results": results,
         "ratios_to_cuda": ratios_to_cuda(results),
         "correctness": correctness,
+        "kernel_breakdown": breakdown,
         "unavailable": unavailable,
     }
     if args.sweep and "triton" in backends:

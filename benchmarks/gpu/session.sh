@@ -6,7 +6,8 @@
 #             models; about 6 minutes)
 #   scaling   the scaling profile, bf16, infer and train, 256-2048 px, one step per model (about 3 minutes)
 #   extras    usema_s_full with plain (math) attention, and VM-UNet with the Triton scan (about 2 minutes)
-#   mamba     build mamba-ssm's scan for this GPU, then all three scan backends in one run (about 5 minutes;
+#   mamba     build mamba-ssm's scan for this GPU, check triton and cuda against the reference, then all three
+#             scan backends with the tile sweep and per-kernel times in one run (about 7 minutes, not yet run;
 #             needs its sdist in .whl/src/, see build_mamba_ssm.sh)
 #   kernels = scan sema; profile = scaling extras
 # Usage: bash benchmarks/gpu/session.sh PHASE [PHASE...]; carry .whl and .gpu_data (compact DSB2018 copy).
@@ -22,8 +23,9 @@ scan() {
 
 mamba() {
   step build_mamba_ssm 300 bash benchmarks/gpu/build_mamba_ssm.sh
-  step bench_scan_all 150 python3 benchmarks/bench_scan.py --lengths 4096 16384 65536 262144 --backends torch triton cuda \
-    --records-dir "$RECORDS/bench"
+  step check_scan 90 python3 benchmarks/bench_scan.py --check --backends triton cuda
+  step bench_scan_all 200 python3 benchmarks/bench_scan.py --lengths 4096 16384 65536 262144 --backends torch triton cuda \
+    --sweep --records-dir "$RECORDS/bench"
 }
 
 sema() {
