@@ -241,17 +241,18 @@ def ratios_to_cuda(results: dict[str, list[dict]]) -> dict[str, list[dict]]:
     return ratios
 
 
-def sweep_triton_configs(device: str) -> list[dict]:
-    """Alternative tile configs of the Triton kernels at L = 65,536 (for choosing the defaults)."""
+def sweep_configs() -> list:
+    """The Triton tile configs that --sweep times at L = 65,536, the default first (for choosing the defaults)."""
     from usemabench.zoo.layers.scan_triton import ScanTritonConfig
 
-    configs = [
+    return [
         ScanTritonConfig(),  # chunk 128, 1 channel per program, 4 warps
         ScanTritonConfig(block_d=2),  # the default before the first sweep
         ScanTritonConfig(block_d=2, num_warps=4),
         ScanTritonConfig(block_d=4),
         ScanTritonConfig(num_warps=2),
-        ScanTritonConfig(num_warps=8),  # ptxas (sm_90): the gradient kernel spills at 4 warps (255 registers), not at 8
+        ScanTritonConfig(num_warps=8),  # scan_registers.py: the gradient kernel spills at 4 warps, not at 8 or 16
+        ScanTritonConfig(num_warps=16),
         ScanTritonConfig(chunk_size=64),
         ScanTritonConfig(chunk_size=64, block_d=2),
         ScanTritonConfig(chunk_size=64, block_d=4),
@@ -261,8 +262,14 @@ def sweep_triton_configs(device: str) -> list[dict]:
         ScanTritonConfig(carry_block_rows=64, carry_block_chunks=32),
         ScanTritonConfig(carry_block_rows=16, carry_block_chunks=128),
     ]
+
+
+def sweep_triton_configs(device: str) -> list[dict]:
+    """Time and memory of each of `sweep_configs()` at L = 65,536."""
+    from usemabench.zoo.layers.scan_triton import ScanTritonConfig
+
     rows = []
-    for config in configs:
+    for config in sweep_configs():
         result = measure(backend_fn("triton", config), SWEEP_LENGTH, device)
         rows.append({"config": asdict(config)} | result)
         changed = {k: v for k, v in asdict(config).items() if v != getattr(ScanTritonConfig(), k)}

@@ -173,47 +173,32 @@ def test_cuda_matches_reference(case: Case, dtype: torch.dtype) -> None:
     assert_matches_reference(case, dtype, "cuda")
 
 
-# Pointers to tensors in the inputs' dtype; every other pointer is a float32 buffer (A, D, bias, chunk states,
-# gradient partials, dB and dC). The flags switch every optional path on.
-INPUT_DTYPE_POINTERS = {"u", "delta", "B", "C", "z", "dout", "out", "du", "ddelta", "dz"}
-KERNEL_FLAGS = dict(HAS_D=True, HAS_Z=True, HAS_BIAS=True, SOFTPLUS=True, ATOMIC_BC=True, REVERSE=True)
+@pytest.fixture
+def scan_registers(monkeypatch):
+    """benchmarks/scan_registers.py, which compiles the kernels ahead of time."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import scan_registers
 
-
-def compile_ahead_of_time(kernel, arch: int) -> bytes:
-    """The cubin of a scan kernel for sm_<arch> and bfloat16 inputs, from Triton's compiler and ptxas, no GPU."""
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
-    config, n_pad = scan_triton.DEFAULT_CONFIG, 16
-    tiles = dict(CHUNK=config.chunk_size, BLOCK_D=config.block_d, N_PAD=n_pad,
-                 BLOCK_R=config.carry_block_rows, BLOCK_K=config.carry_block_chunks)  # fmt: skip
-    constexprs = {name: value for name, value in (KERNEL_FLAGS | tiles).items() if name in kernel.arg_names}
-
-    def argument_type(name: str) -> str:
-        if name in constexprs:
-            return "constexpr"
-        if not name.endswith("_ptr"):
-            return "i32"
-        return "*bf16" if name.removesuffix("_ptr") in INPUT_DTYPE_POINTERS else "*fp32"
-
-    signature = {name: argument_type(name) for name in kernel.arg_names}
-    source = ASTSource(
-        fn=kernel, signature=signature, constexprs={(kernel.arg_names.index(n),): v for n, v in constexprs.items()}
-    )
-    return triton.compile(source, target=GPUTarget("cuda", arch, 32), options=dict(num_warps=4)).asm["cubin"]
+    return scan_registers
 
 
 @pytest.mark.skipif(INTERPRETER, reason="the interpreter does not compile")
 @pytest.mark.parametrize("arch", [80, 90], ids=["sm80", "sm90"])
-@pytest.mark.parametrize(
-    "kernel_name",
-    ["_forward_summary_kernel", "_carry_kernel", "_forward_output_kernel", "_backward_summary_kernel",
-     "_backward_gradients_kernel"],
-)  # fmt: skip
-def test_kernels_compile_for_ampere_and_hopper_without_a_gpu(kernel_name: str, arch: int) -> None:
+def test_kernels_compile_for_ampere_and_hopper_without_a_gpu(scan_registers, arch: int) -> None:
     """The interpreter accepts code the GPU compiler rejects; this lowers each kernel to machine code."""
-    cubin = compile_ahead_of_time(getattr(scan_triton, kernel_name), arch)
-    assert cubin[:4] == b"\x7fELF" and len(cubin) > 1000
+    launch = scan_registers.launch_parameters(scan_triton.DEFAULT_CONFIG)
+    for name in scan_registers.KERNELS:
+        cubin = scan_registers.compile_kernel(name, arch, launch).asm["cubin"]
+        assert cubin[:4] == b"\x7fELF" and len(cubin) > 1000, name
+
+
+@pytest.mark.skipif(INTERPRETER, reason="the interpreter does not compile")
+def test_ptxas_reports_registers_and_spills_of_a_kernel(scan_registers) -> None:
+    launch = scan_registers.launch_parameters(scan_triton.ScanTritonConfig(chunk_size=64, num_warps=16))
+    assert (launch["CHUNK"], launch["BLOCK_D"], launch["N_PAD"], launch["num_warps"]) == (64, 1, 16, 16)
+    ptx = scan_registers.compile_kernel("_forward_summary_kernel", 90, launch).asm["ptx"]
+    usage = scan_registers.ptxas_usage(ptx, 90)
+    assert 1 <= usage["registers"] <= 255 and usage["spill_store_bytes"] >= 0
 
 
 @pytest.mark.skipif(torch.cuda.is_available() or INTERPRETER, reason="checks the refusal of CPU tensors")
