@@ -12,7 +12,6 @@ A weights folder (local or a Hub repo) holds:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -25,7 +24,7 @@ from safetensors.torch import load_file, save_model
 from torch import nn
 
 from usemabench import __version__
-from usemabench.io import atomic_write_json
+from usemabench.io import atomic_write_json, file_sha256
 from usemabench.model_card import build_model_card
 
 CONFIG_NAME = "config.json"
@@ -36,14 +35,6 @@ HUB_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
 
 class PretrainedError(ValueError):
     """Weights that cannot be used: missing file, mismatching config or hash, unreadable safetensors."""
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_config(model: nn.Module) -> dict:
@@ -89,11 +80,14 @@ def parse_repo_reference(reference: str) -> tuple[str, str | None]:
     return repo_id, revision or None
 
 
-def resolve_weights_dir(source: str | os.PathLike, revision: str | None = None, cache_dir: str | None = None) -> Path:
-    """A local folder as is, or a Hub repo (`org/repo[@rev]`) downloaded into the huggingface_hub cache."""
+def resolve_weights_dir(
+    source: str | os.PathLike, revision: str | None = None, cache_dir: str | None = None
+) -> tuple[Path, str | None]:
+    """(folder, revision fetched): a local folder as is (revision None), or a Hub repo (`org/repo[@rev]`)
+    downloaded into the huggingface_hub cache; `revision` overrides the `@rev`, None is the default branch."""
     local = Path(source)
     if local.is_dir():
-        return local
+        return local, None
     repo_id, parsed_revision = parse_repo_reference(str(source))
     revision = revision or parsed_revision
     if repo_id.count("/") != 1:
@@ -103,7 +97,7 @@ def resolve_weights_dir(source: str | os.PathLike, revision: str | None = None, 
     except (EntryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError) as error:
         # Unknown repo or revision, no network and no cached copy: one message naming what was asked for.
         raise PretrainedError(f"{repo_id}@{revision or 'main'}: weights could not be fetched ({error})") from error
-    return Path(folder)
+    return Path(folder), revision
 
 
 def read_weights_folder(folder: Path) -> tuple[dict, dict]:
@@ -158,7 +152,7 @@ def load_pretrained(
     """
     from usemabench.zoo.registry import create_model
 
-    folder = resolve_weights_dir(source, revision, cache_dir)
+    folder, revision = resolve_weights_dir(source, revision, cache_dir)
     config, metadata = read_weights_folder(folder)
     check_config(config, str(source), name, in_channels, num_classes)
     weights_path = folder / WEIGHTS_NAME
@@ -183,7 +177,7 @@ def load_pretrained(
 
 def pull(repo_reference: str, cache_dir: str | None = None) -> Path:
     """Download (or find in the cache) a weights repo, verify it, and return its local folder."""
-    folder = resolve_weights_dir(repo_reference, cache_dir=cache_dir)
+    folder, _ = resolve_weights_dir(repo_reference, cache_dir=cache_dir)
     _, metadata = read_weights_folder(folder)
     check_weights_hash(folder / WEIGHTS_NAME, metadata, repo_reference)
     return folder

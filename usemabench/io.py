@@ -1,7 +1,9 @@
-"""Atomic file writes: a crash, a full disk or a kill never leaves a truncated file behind."""
+"""File helpers: atomic writes (a crash, a full disk or a kill never leaves a truncated file behind),
+content hashes and safe file stems."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -47,7 +49,19 @@ def canonical_json(payload: Any) -> str:
     return json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=True)
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (weights and archives can be gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def safe_file_stem(name: str) -> str:
-    """`name` with every character outside [A-Za-z0-9._-] replaced by "_": one rule for the files the evaluator
-    writes per case and the readers that look them up."""
+    """`name` with every character outside [A-Za-z0-9._-] replaced by "_".
+
+    The one rule shared by the per-case files the evaluator writes and the readers that look them up. Other
+    names (dataset slugs, run folders) keep their own rules, since existing files are named by them.
+    """
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from usemabench.datasets import get_dataset_spec, list_datasets
 from usemabench.leaderboard.stats import bootstrap_ci
 from usemabench.zoo.registry import ModelInfo
 
@@ -49,6 +50,21 @@ def metric_summary(eval_record: dict, record_dir: Path) -> dict[str, dict[str, f
     return summary
 
 
+def dataset_terms(dataset: dict) -> tuple[str, str]:
+    """(license, citation) of a record's dataset: records keep only its name, so the registry supplies them.
+
+    ("unknown", "") for data not in the registry (an ad-hoc folder, even one given a registered name with
+    `?name=`: its source differs), whose terms usemabench cannot know.
+    """
+    name = dataset.get("name", "")
+    if name not in list_datasets():
+        return "unknown", ""
+    spec = get_dataset_spec(name)
+    if dataset.get("source", spec.source) not in (spec.source, *spec.split_sources.values()):
+        return "unknown", ""
+    return spec.license, spec.citation
+
+
 def _format_interval(values: dict[str, float]) -> str:
     if values["ci_low"] != values["ci_low"]:  # NaN: no interval (too few cases)
         return f"{values['mean']:.4f}"
@@ -67,6 +83,7 @@ def build_model_card(
     protocol = (train_record or {}).get("protocol") or {}
     summary = metric_summary(eval_record, eval_record_dir or Path(".")) if eval_record else {}
     dataset_name = dataset.get("name", "unknown")
+    data_license, data_citation = dataset_terms(dataset)
     eval_results = [
         EvalResult(
             task_type="image-segmentation",
@@ -80,7 +97,7 @@ def build_model_card(
     ]
     data = ModelCardData(
         library_name="usemabench",
-        license=dataset.get("license") or "apache-2.0",
+        license="unknown" if data_license == "unknown" else "other",  # dataset terms are free text, not Hub ids
         tags=["medical-image-segmentation", "usemabench", info.family, info.name],
         model_name=info.name,
         eval_results=eval_results or None,
@@ -111,7 +128,13 @@ def build_model_card(
         *[f"| {metric} | {_format_interval(values)} |" for metric, values in summary.items()],
         "",
         "Rules: Dice/IoU over foreground classes; both empty -> Dice 1, HD95 0; one empty -> Dice 0, "
-        "HD95 = image diagonal (px). HD95 in pixels unless the dataset gives a spacing.",
+        "HD95 = image diagonal. HD95 and NSD are in pixels (the datasets carry no physical spacing).",
+        "",
+        "## License",
+        "",
+        f"Trained on **{dataset_name}**, whose terms are: {data_license}. Use of these weights may be bound by them."
+        if dataset
+        else "No record names the training data, so its terms are unknown.",
         "",
         "## Cost at the training resolution",
         "",
@@ -125,7 +148,7 @@ def build_model_card(
     if info.reconstructed:
         lines += ["", "Reconstructed (not given by the paper; our choices):", *[f"- {item}" for item in info.reconstructed]]
     citations = [*USEMA_CITATIONS, info.paper]
-    if dataset.get("citation"):
-        citations.append(dataset["citation"])
+    if data_citation:
+        citations.append(data_citation)
     lines += ["", "## Citations", "", *[f"- {citation}" for citation in dict.fromkeys(citations)], ""]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n" + "\n".join(lines))

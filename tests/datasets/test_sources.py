@@ -58,6 +58,24 @@ def test_adhoc_folder_spec_infers_class_indices_and_options(tmp_path: Path):
     assert named.name == "mine" and named.class_names == ("bg", "a", "b", "c") and named.eval_policy == "sliding_window"
 
 
+@pytest.mark.parametrize(
+    ("values", "class_names", "label_map"),
+    [
+        ((0, 1, 3), ("background", "class_1", "class_3"), {0: 0, 1: 1, 3: 2}),
+        ((0, 1, 2, 5), ("background", "class_1", "class_2", "class_5"), {0: 0, 1: 1, 2: 2, 5: 3}),
+    ],
+)
+def test_adhoc_mask_values_with_gaps_are_mapped_not_indices(tmp_path: Path, values, class_names, label_map):
+    """A gap in the values must not become a class no mask holds (it would score Dice 1 on every case)."""
+    mask = np.zeros((16, 16), dtype=np.uint8)
+    for row, value in enumerate(values):
+        mask[row * 4 : row * 4 + 4] = value
+    save(tmp_path / "images" / "a.png", np.zeros((16, 16), dtype=np.uint8))
+    save(tmp_path / "masks" / "a.png", mask)
+    spec = get_dataset_spec(f"folder:{tmp_path}")
+    assert spec.class_names == class_names and dict(spec.label_map) == label_map
+
+
 def test_instance_maps_need_the_instances_encoding(tmp_path: Path):
     labels = np.zeros((64, 64), dtype=np.uint16)
     for instance in range(1, 41):

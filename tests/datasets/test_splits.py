@@ -56,6 +56,32 @@ def test_split_file_is_never_overwritten_silently(tmp_path):
     assert read_split_file(path).split_hash == split.split_hash
 
 
+def write_split(path, splits: dict[str, list[str]], method: dict | None = None) -> None:
+    """A split file with a consistent data_hash, as a hand-edit that kept the hash valid would leave."""
+    cases = {case for names in splits.values() for case in names}
+    write_split_file(path, SplitFile(path, "x", splits, data_hash(cases), method or {"kind": "random"}))
+
+
+def test_split_file_with_cases_shared_across_splits_is_rejected(tmp_path):
+    path = tmp_path / "leaky.json"
+    write_split(path, {"train": ["a", "b", "c"], "val": ["d"], "test": ["c", "b"]})
+    with pytest.raises(DatasetError, match=r"leaky\.json: splits 'test' and 'train' share 2 case\(s\) \(e\.g\. b, c\)"):
+        read_split_file(path)
+    fold_path = tmp_path / "fold.json"
+    write_split(fold_path, {"fold0_train": ["a", "b"], "fold0_val": ["b"], "test": ["c"]})
+    with pytest.raises(DatasetError, match="'fold0_train' and 'fold0_val' share 1"):
+        read_split_file(fold_path)
+
+
+def test_folds_and_manual_splits_may_overlap(tmp_path):
+    folds = tmp_path / "folds.json"
+    write_split(folds, make_splits(CASES, folds=3, test=4))  # every fold's train overlaps the other folds
+    assert read_split_file(folds).splits["test"]
+    manual = tmp_path / "manual.json"
+    write_split(manual, {"train": ["a"], "val": ["a"], "test": ["a"]}, {"kind": "manual"})
+    assert read_split_file(manual).splits["test"] == ["a"]
+
+
 def test_adhoc_split_is_written_once_and_reused(folder_dataset, tmp_path):
     split_path = tmp_path / "adhoc-split.json"
     spec = get_dataset_spec(f"folder:{folder_dataset}", split_file=str(split_path))

@@ -95,6 +95,9 @@ def test_revision_is_pinned(hub: FakeHub, tmp_path: Path) -> None:
     new = load_pretrained("org/pinned")
     torch.testing.assert_close(outputs(old, x), outputs(first, x), rtol=0, atol=0)
     torch.testing.assert_close(outputs(new, x), outputs(second, x), rtol=0, atol=0)
+    assert old.usemabench_weights["revision"] == pinned, "the revision parsed from org/repo@rev is recorded"
+    assert new.usemabench_weights["revision"] is None
+    assert load_pretrained("org/pinned", revision=pinned).usemabench_weights["revision"] == pinned
 
 
 def test_offline_load_from_the_cache(published, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,7 +138,7 @@ def test_truncated_safetensors_is_refused(tmp_path: Path) -> None:
     weights = folder / WEIGHTS_NAME
     weights.write_bytes(weights.read_bytes()[:1000])
     card = (folder / "README.md").read_text()
-    from usemabench.hub import file_sha256
+    from usemabench.io import file_sha256
 
     # Re-sign the card so that the hash check passes and the safetensors reader is what must refuse it.
     import re

@@ -23,6 +23,7 @@ from pathlib import Path
 from usemabench.datasets.converters import run_import
 from usemabench.datasets.errors import DatasetError
 from usemabench.datasets.locations import default_download_root
+from usemabench.io import file_sha256
 
 
 @dataclass(frozen=True)
@@ -125,14 +126,6 @@ def _layout_root(extracted: Path, pattern: str, url: str) -> Path:
     return matches[0]
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download_one(
     entry: Download,
     root: Path,
@@ -168,7 +161,7 @@ def download_one(
         report = run_import(entry.layout, _layout_root(staging_path / "extracted", entry.archive_path, url), imported)
         for relative, file_hash in entry.files_sha256.items():
             path = imported / relative
-            if not path.is_file() or _sha256_file(path) != file_hash:
+            if not path.is_file() or file_sha256(path) != file_hash:
                 raise DatasetError(f"{url}: imported file {relative} is missing or its SHA-256 differs from the expected {file_hash}")
         if target.exists():
             target.rmdir()  # empty (checked above)

@@ -19,12 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from usemabench.datasets.spec import EVAL_POLICIES, DatasetSpec
+from usemabench.datasets.transforms import resolution_size
 
 Model = Callable[[torch.Tensor], torch.Tensor | list[torch.Tensor]]
-
-
-def _size(resolution: int | tuple[int, int]) -> tuple[int, int]:
-    return (resolution, resolution) if isinstance(resolution, int) else (int(resolution[0]), int(resolution[1]))
 
 
 def _batched(image: torch.Tensor) -> torch.Tensor:
@@ -38,9 +35,9 @@ def _batched(image: torch.Tensor) -> torch.Tensor:
 def prepare_eval_input(image: torch.Tensor, resolution: int | tuple[int, int]) -> torch.Tensor:
     """(B, C, R, R) model input from a native-size image (C, H, W) or batch (B, C, H, W)."""
     image = _batched(image)
-    if tuple(image.shape[-2:]) == _size(resolution):
+    if tuple(image.shape[-2:]) == resolution_size(resolution):
         return image
-    return F.interpolate(image, size=_size(resolution), mode="bilinear", align_corners=False, antialias=True)
+    return F.interpolate(image, size=resolution_size(resolution), mode="bilinear", align_corners=False, antialias=True)
 
 
 def restore_prediction(logits: torch.Tensor, native_size: tuple[int, int]) -> torch.Tensor:
@@ -63,7 +60,7 @@ def sliding_window_logits(
 
     return sliding_window_inference(
         _batched(image),
-        roi_size=_size(window),
+        roi_size=resolution_size(window),
         sw_batch_size=batch_size,
         predictor=lambda windows: _logits(model, windows),
         overlap=overlap,

@@ -1,8 +1,8 @@
 """Ad-hoc DatasetSpecs read from the data behind a source URI (`folder:`, `nnunet:`, `hf:` or a folder path).
 
 Classes come from nnU-Net's dataset.json, or from the label values found in the masks: {0, 255} is a
-binary {background, foreground} mask, consecutive small integers are class indices, a few other
-values are mapped to classes in increasing order. URI options override what is inferred:
+binary {background, foreground} mask, values 0..K-1 (0 may be absent) are class indices, a few other
+values (e.g. {0, 1, 3}) are mapped to classes in increasing order. URI options override what is inferred:
 
     ?name=NAME&classes=background,polyp&encoding=index|threshold|instances&threshold=127
      &channels=3&normalization=zscore|minmax|none&eval_policy=resize|sliding_window&modality=TEXT
@@ -67,8 +67,9 @@ def _classes_from_values(values: set[int], uri: str) -> tuple[tuple[str, ...], d
         raise DatasetError(f"{uri}: every mask is empty (only 0); name the classes with ?classes=background,NAME")
     if len(foreground) == 1:  # e.g. {0, 255}
         return ("background", "foreground"), {0: 0, foreground[0]: 1}
-    if ordered[-1] < MAX_INFERRED_CLASSES and ordered[-1] + 1 <= 2 * len(ordered):
-        return ("background", *(f"class_{v}" for v in range(1, ordered[-1] + 1))), None
+    # Only 0..K-1 are class indices: a gap would make a class no mask holds, which scores Dice 1 everywhere.
+    if len(foreground) < MAX_INFERRED_CLASSES and foreground == list(range(1, len(foreground) + 1)):
+        return ("background", *(f"class_{v}" for v in foreground)), None
     if len(ordered) <= MAX_INFERRED_CLASSES:
         logger.warning("%s: mask values %s mapped to classes 0..%d in increasing order", uri, describe_values(ordered), len(foreground))
         return ("background", *(f"class_{v}" for v in foreground)), {v: i for i, v in enumerate([0, *foreground])}

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -124,16 +123,6 @@ class DatasetSpec:
             threshold=self.mask_threshold,
             where=where,
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable copy (for records and model cards)."""
-        payload = asdict(self)
-        payload["class_names"] = list(self.class_names)
-        payload["split_sources"] = dict(self.split_sources)
-        payload["label_map"] = None if self.label_map is None else {str(k): v for k, v in self.label_map.items()}
-        if isinstance(self.normalization, Mapping):
-            payload["normalization"] = {k: list(v) for k, v in self.normalization.items()}
-        return payload
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}

@@ -4,7 +4,9 @@ A split file holds `splits` ({name: [case ids]}), optional `excluded` ids, and `
 every case id the data had when the file was written. Loading checks twice: the lists still hash to
 `data_hash` (the file was not edited by hand), and the data still has exactly those cases (it was not
 changed, re-imported or partly copied). Either failure stops with a message; a split is never
-regenerated silently. `split_hash` (the hash of the lists) goes into every record.
+regenerated silently. A case shared by test and another split, or by a train and its val, stops it
+too, unless the file's method kind is "manual" (the one-image smoke set is every split on purpose).
+`split_hash` (the hash of the lists) goes into every record.
 """
 
 from __future__ import annotations
@@ -107,9 +109,34 @@ def read_split_file(path: str | Path) -> SplitFile:
         method=payload.get("method", {}),
         excluded=tuple(payload.get("excluded", ())),
     )
+    if split_file.method.get("kind") != "manual":  # a manual split (the one-image smoke set) may overlap on purpose
+        _check_disjoint(path, splits)
     if data_hash(split_file.all_cases) != split_file.data_hash:
         raise DatasetError(f"{path}: the case lists no longer match the file's data_hash (edited by hand?); write a new split file instead")
     return split_file
+
+
+def _must_be_disjoint(a: str, b: str) -> bool:
+    """test shares no case with any split, and train none with its val (`foldK_train` with `foldK_val`).
+
+    Folds' training sets overlap each other by design, so only these pairs are checked.
+    """
+    if "test" in (a, b):
+        return True
+    return any(x.endswith("train") and y == x[: -len("train")] + "val" for x, y in ((a, b), (b, a)))
+
+
+def _check_disjoint(path: Path, splits: Mapping[str, list[str]]) -> None:
+    """Stop on a hand-written split that leaks evaluation cases into training or model selection."""
+    names = list(splits)
+    for index, a in enumerate(names):
+        for b in names[index + 1 :]:
+            shared = sorted(set(splits[a]) & set(splits[b]), key=natural_key)
+            if shared and _must_be_disjoint(a, b):
+                raise DatasetError(
+                    f"{path}: splits '{a}' and '{b}' share {len(shared)} case(s) (e.g. {', '.join(shared[:3])}); "
+                    "a case may be in only one of them (method kind 'manual' marks an overlap made on purpose)"
+                )
 
 
 def write_split_file(path: str | Path, split_file: SplitFile, *, overwrite: bool = False) -> SplitFile:

@@ -113,11 +113,12 @@ class RandomContrastBrightness(v2.Transform):
         return tv_tensors.wrap((inpt - mean) * params["factor"] + mean + params["shift"], like=inpt)
 
 
-def _size(resolution: int | tuple[int, int]) -> tuple[int, int]:
+def resolution_size(resolution: int | tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of a resolution given as one side or a pair: one reading for training and evaluation."""
     size = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
     if len(size) != 2 or min(size) < 1:
         raise DatasetError(f"resolution must be a positive int or (height, width), got {resolution!r}")
-    return size  # type: ignore[return-value]
+    return int(size[0]), int(size[1])
 
 
 def training_transform(
@@ -127,7 +128,7 @@ def training_transform(
 
     Called as `image, mask = transform(tv_tensors.Image(image), tv_tensors.Mask(mask))` (the loader does it).
     """
-    size = _size(resolution)
+    size = resolution_size(resolution)
     config = resolve_augmentation(augmentation)
     degrees = float(config.get("rotate_degrees", 0.0))
     zoom = config.get("scale")
@@ -168,6 +169,6 @@ def training_transform(
 
 def eval_transform(spec: DatasetSpec) -> v2.Transform:
     """Evaluation reads every case at native size, untouched: the policy is applied to the model's input
-    and output instead (`usemabench.datasets.evaluation.predict_native`), so metrics are computed on the
-    original mask pixels of every dataset."""
+    and output instead (`usemabench.datasets.evaluation.native_logits`, called by
+    `usemabench.runners.inference.predict_logits`), so metrics are computed on the original mask pixels."""
     return v2.Identity()

@@ -9,7 +9,8 @@ explicitly, because MONAI returns NaN there and a mean over cases would silently
 
 Units: distances (HD95, the NSD tolerance) are in pixels unless a pixel `spacing` (row, column) is given,
 in which case they are in the spacing's unit (e.g. mm). The image diagonal is sqrt(H² + W²) in the same
-unit. Metrics are computed for the foreground classes 1..K-1; background is not scored.
+unit. The benchmark's 2D datasets carry no spacing, so its evaluation passes none and reports pixels.
+Metrics are computed for the foreground classes 1..K-1; background is not scored.
 """
 
 from __future__ import annotations
