@@ -140,3 +140,67 @@ def test_profile_variants_are_separate_series_and_leaderboard_costs_use_the_defa
     assert kernels["usema_s"] == ""
     row = board_of(leaderboard, "toy").table.set_index("model").loc["usema_s"]
     assert row["macs"] == pytest.approx(MODEL_COSTS["usema_s"][1] * RESOLUTION**2)
+
+
+def _rewrite(paths, change) -> None:
+    """Apply `change` to the JSON record at each path, in place."""
+    for path in paths:
+        record = json.loads(path.read_text())
+        change(record)
+        path.write_text(json.dumps(record))
+
+
+def _profile_like(source: dict, path: Path, **changes) -> None:
+    """Write a copy of profile record `source` with `changes` (cost or environment fields) applied."""
+    record = json.loads(json.dumps(source))
+    for section, values in changes.items():
+        record[section].update(values)
+    path.write_text(json.dumps(record))
+
+
+def test_leaderboard_costs_use_batch_1_at_the_runs_precision(fabricated_records, tmp_path):
+    records = shutil.copytree(fabricated_records, tmp_path / "records")
+    pixels, (_, macs_per_pixel, _, ms_per_pixel, _) = RESOLUTION**2, MODEL_COSTS["usema_s"]
+    profiles = records / "profiles"
+    for path in profiles.glob(f"profile_usema_s_{RESOLUTION}x{RESOLUTION}_*.json"):
+        if json.loads(path.read_text())["cost"]["mode"] == "infer":
+            infer = json.loads(path.read_text())
+        path.unlink()  # usema_s now has only the profiles below at the training resolution
+    _profile_like(infer, profiles / "batch16_bf16.json", cost={"batch": 16, "latency_ms": {"median": 16.0}})
+    _profile_like(infer, profiles / "batch1_fp32.json", cost={"macs": 2 * macs_per_pixel * pixels}, environment={"precision": "fp32"})
+    row = board_of(aggregate(load_records(records)), "toy").table.set_index("model").loc["usema_s"]
+    assert row["macs"] == pytest.approx(2 * macs_per_pixel * pixels)  # the batch-1 profile, whatever its precision
+    assert np.isnan(row["latency_ms"])  # the runs were bf16: an fp32 time is not theirs
+
+    _rewrite(records.glob("toy/usema_s/seed*/*_usema_s_*.json"), lambda record: record["environment"].update(precision="fp32"))
+    _profile_like(infer, profiles / "batch1_bf16.json", cost={"latency_ms": {"median": 99.0}})
+    row = board_of(aggregate(load_records(records)), "toy").table.set_index("model").loc["usema_s"]
+    assert row["latency_ms"] == pytest.approx(ms_per_pixel * pixels)  # fp32 runs: the fp32 profile, not the bf16 one
+
+
+@pytest.mark.parametrize(("section", "field", "dataset", "protocol"), [
+    ("protocol", "hash", "toy", "quick [protocol 012345]"),
+    ("dataset", "split_hash", "toy [split 012345]", "quick"),
+])
+def test_runs_of_another_protocol_or_split_get_their_own_board(fabricated_records, tmp_path, section, field, dataset, protocol):
+    records = shutil.copytree(fabricated_records, tmp_path / "records")
+    _rewrite(records.glob("toy/unet/seed*/*.json"), lambda record: record[section].update({field: "0123456789ab"}))
+    leaderboard = aggregate(load_records(records))
+    edited = next(board for board in leaderboard.groups if (board.dataset, board.protocol) == (dataset, protocol))
+    ran = edited.table[edited.table["status"].ne("missing")]
+    assert list(ran["model"]) == ["unet"] and ran["seeds_ok"].tolist() == [3]
+    original = next(board for board in leaderboard.groups if board.dataset.startswith("toy") and board is not edited)
+    table = original.table.set_index("model")
+    assert table.at["unet", "status"] == "missing" and table.at["unet", "seeds_ok"] == 0
+    assert table["paired_cases"].max() == 10 and np.isnan(table.at["unet", "p_value"])
+
+
+def test_runs_with_another_model_config_get_their_own_row(fabricated_records, tmp_path):
+    records = shutil.copytree(fabricated_records, tmp_path / "records")
+    _rewrite(records.glob("toy/unet/seed2/*.json"), lambda record: record["model"].update(config_hash="0123456789ab"))
+    leaderboard = aggregate(load_records(records))
+    table = board_of(leaderboard, "toy").table.set_index("model")
+    default = next(name for name in table.index if name.startswith("unet [config") and "012345" not in name)
+    assert table.at["unet [config 012345]", "seeds_ok"] == 1 and table.at[default, "seeds_ok"] == 2
+    assert np.isnan(table.at["unet [config 012345]", "macs"])  # profiles are of the registered config
+    assert list(board_of(leaderboard, "other").table["model"]) == ["usema_s", "unet", "transunet", "umamba_bot"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from usemabench.leaderboard.build import build
+from usemabench.leaderboard.build import FIGURES_MANIFEST, build
 from usemabench.reports.figures import SOFTWARE_KEY, software_tag
 
 
@@ -27,7 +27,7 @@ def test_rebuilding_from_a_moved_copy_gives_identical_bytes(fabricated_records, 
     build(records, tmp_path / "out" / "leaderboard", tmp_path / "out" / "reports")
     first, second = files_under(built_outputs), files_under(tmp_path / "out")
     assert sorted(first) == sorted(second)
-    assert {name.rsplit(".", 1)[-1] for name in first} == {"md", "csv", "html", "png"}
+    assert {name.rsplit(".", 1)[-1] for name in first} == {"md", "csv", "html", "png", "txt"}  # txt: figures manifest
     changed = [name for name in first if first[name] != second[name]]
     assert changed == []
 
@@ -44,6 +44,7 @@ def test_figures_left_from_older_records_are_removed(fabricated_records, tmp_pat
     stale = tmp_path / "reports" / "figures" / "scaling_old-gpu_fp32_infer.png"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"not a figure")
+    (stale.parent / FIGURES_MANIFEST).write_text(f"{stale.name}\n")  # as the build that drew it left it
     build(records, tmp_path / "leaderboard", tmp_path / "reports")
     assert not stale.exists()
     assert "figures/scaling_old-gpu" not in (tmp_path / "reports" / "index.html").read_text()

@@ -6,7 +6,10 @@ Conventions (stated in the generated pages too):
   so every test case counts once;
 - the paired Wilcoxon test and the bootstrap CI of the difference use cases present for both models;
 - every model run under a protocol on any dataset is expected on every dataset of that protocol, and
-  every seed seen in a (dataset, protocol) is expected of every model there: absent runs are "missing".
+  every seed seen in a (dataset, protocol) is expected of every model there: absent runs are "missing";
+- runs are pooled only when their protocol hash, split hash and model config hash agree: a name that
+  covers several gets one board or row per hash, labelled with a short hash;
+- costs come from batch-1 profiles; time and memory only from profiles on the run's device and precision.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from usemabench.leaderboard.store import RecordSet
 DEFAULT_REFERENCE = "usema_s"
 NONE_LABEL = "(none)"
 ERROR_CHARS = 100
+HASH_CHARS = 6
 
 
 @dataclass
@@ -76,6 +80,30 @@ def _with_labels(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _split_by_hash(frame: pd.DataFrame, column: str, hash_column: str, kind: str, within: list[str]) -> pd.Series:
+    """`column`, plus " [kind <short hash>]" where one value covers several hashes within `within`, so that
+    runs of an edited protocol, another split or another model config are never pooled under one name."""
+    hashes = frame[hash_column].map(lambda value: value[:HASH_CHARS] if isinstance(value, str) and value else "none")
+    counts = frame.assign(_hash=hashes).groupby([*within, column], sort=False, dropna=False)["_hash"].transform("nunique")
+    return frame[column].where(counts.le(1), frame[column] + f" [{kind} " + hashes + "]")
+
+
+def _comparable_labels(evals: pd.DataFrame, trains: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both tables with dataset, protocol and model labels that differ wherever the hashes do (see
+    `_split_by_hash`), and `model_name`, the registered name behind a model label."""
+    columns = ["dataset", "protocol", "model", "protocol_hash", "split_hash", "model_config_hash"]
+    runs = _with_labels(pd.concat([evals[columns], trains[columns]], ignore_index=True))
+    runs["model_name"] = runs["model"]
+    runs["protocol"] = _split_by_hash(runs, "protocol", "protocol_hash", "protocol", [])
+    runs["dataset"] = _split_by_hash(runs, "dataset", "split_hash", "split", ["protocol"])
+    runs["model"] = _split_by_hash(runs, "model", "model_config_hash", "config", ["dataset", "protocol"])
+    labels = {column: runs[column].to_numpy() for column in ("dataset", "protocol", "model", "model_name")}
+    return (
+        evals.assign(**{column: values[: len(evals)] for column, values in labels.items()}),
+        trains.assign(**{column: values[len(evals):] for column, values in labels.items()}),
+    )
+
+
 def _seed_label(seed: object) -> str:
     return "–" if seed is None or (isinstance(seed, float) and np.isnan(seed)) else str(int(seed))
 
@@ -116,18 +144,25 @@ def _case_scores(per_case: pd.DataFrame, record_paths: list[str]) -> pd.DataFram
     return per_record.groupby("case_id", sort=True).mean().reset_index()
 
 
-def _costs_at(costs: pd.DataFrame, model: str, resolution, device: str | None, mode: str) -> pd.Series | None:
-    """The ok profile of `model` at `resolution` in `mode`: default variant first, then on `device` first."""
+def _costs_at(
+    costs: pd.DataFrame, model: str, resolution, device: str | None, precision: str | None, mode: str
+) -> pd.Series | None:
+    """The ok batch-1 profile of `model` at `resolution` in `mode`: default variant first, then on `device`,
+    then at `precision` (the run's), so time and memory describe the run whenever such a profile exists.
+    Only batch 1, so that latency and memory are those of one image at a time whatever else was profiled."""
     if costs.empty or resolution is None:
         return None
     match = costs[
         costs["model"].eq(model) & costs["resolution"].map(lambda value: value == resolution) & costs["mode"].eq(mode)
     ]
-    match = match[match["status"].eq("ok")]
+    match = match[match["status"].eq("ok") & match["batch"].eq(1)]
     if match.empty:
         return None
-    preference = match.assign(_other_variant=match["variant"].ne(""), _other_device=match["device"].ne(device))
-    return preference.sort_values(["_other_variant", "_other_device"], kind="stable").iloc[0]
+    preference = match.assign(
+        _other_variant=match["variant"].ne(""), _other_device=match["device"].ne(device),
+        _other_precision=match["precision"].ne(precision),
+    )
+    return preference.sort_values(["_other_variant", "_other_device", "_other_precision"], kind="stable").iloc[0]
 
 
 def _rows_of_run(frame: pd.DataFrame, model: str, seed: int | None) -> pd.DataFrame:
@@ -266,17 +301,18 @@ def _model_row(
     if len(resolutions) > 1:
         notes.append(f"evaluated at {len(resolutions)} resolutions; costs at the smallest")
     device = next((row["device"] for row in [*trains_used, *ok_evals] if isinstance(row["device"], str)), None)
-    infer = _costs_at(costs, model, resolution, device, "infer")
-    train_profile = _costs_at(costs, model, resolution, device, "train")
+    precision = next((row["precision"] for row in [*trains_used, *ok_evals] if isinstance(row["precision"], str)), None)
+    infer = _costs_at(costs, model, resolution, device, precision, "infer")
+    train_profile = _costs_at(costs, model, resolution, device, precision, "train")
     params = next((row["params"] for row in trains_used if pd.notna(row["params"])), None)
     if params is None and infer is not None:
         params = infer["params"]
     train_memory = max((row["peak_memory_bytes"] for row in trains_used if pd.notna(row["peak_memory_bytes"])), default=None)
     memory_source = "train run" if train_memory is not None else ""
-    # Counts (params, MACs) hold on any device; time and memory only on the device the model was trained on.
-    if train_profile is not None and train_profile["device"] != device:
+    # Counts (params, MACs) hold on any device; time and memory only on the run's device and precision.
+    if train_profile is not None and (train_profile["device"], train_profile["precision"]) != (device, precision):
         train_profile = None
-    timed_infer = infer if infer is not None and infer["device"] == device else None
+    timed_infer = infer if infer is not None and (infer["device"], infer["precision"]) == (device, precision) else None
     if train_memory is None and train_profile is not None and pd.notna(train_profile["peak_memory_bytes"]):
         train_memory, memory_source = train_profile["peak_memory_bytes"], "profile"
     nan = float("nan")
@@ -361,14 +397,21 @@ def _rank(table: pd.DataFrame) -> pd.DataFrame:
     return table[columns].reset_index(drop=True)
 
 
+def _expected_models(protocol_runs: pd.DataFrame, board_runs: pd.DataFrame) -> list[str]:
+    """A board's rows: its own model labels, plus, by name, each model of the protocol absent from it."""
+    absent = set(protocol_runs["model_name"]) - set(board_runs["model_name"])
+    return sorted(set(board_runs["model"]) | absent)
+
+
 def aggregate(record_set: RecordSet, reference: str = DEFAULT_REFERENCE) -> Leaderboard:
     """All (dataset, protocol) boards, sorted by name, and the profile cost table."""
     costs = profile_costs(record_set)
-    evals, trains = _with_labels(record_set.evals), _with_labels(record_set.trains)
-    runs = pd.concat([evals[["dataset", "protocol", "model"]], trains[["dataset", "protocol", "model"]]])
+    evals, trains = _comparable_labels(record_set.evals, record_set.trains)
+    columns = ["dataset", "protocol", "model", "model_name"]
+    runs = pd.concat([evals[columns], trains[columns]])
     groups = []
-    for (dataset, protocol), _ in runs.groupby(["dataset", "protocol"], sort=True):
-        models = sorted(set(runs.loc[runs["protocol"].eq(protocol), "model"]))
+    for (dataset, protocol), board_runs in runs.groupby(["dataset", "protocol"], sort=True):
+        models = _expected_models(runs[runs["protocol"].eq(protocol)], board_runs)
         group_evals = evals[evals["dataset"].eq(dataset) & evals["protocol"].eq(protocol)]
         group_trains = trains[trains["dataset"].eq(dataset) & trains["protocol"].eq(protocol)]
         groups.append(_group_board(dataset, protocol, group_evals, group_trains, models, record_set, costs, reference))

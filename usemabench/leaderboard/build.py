@@ -1,8 +1,9 @@
 """Records folder -> leaderboard/ (LEADERBOARD.md, CSVs) and reports/ (figures, index.html), in one pass.
 
 A pure function of the records: the same records (and matplotlib version) give byte-identical files.
-Figures in `reports/figures/` that this build did not write are left over from older records and are
-removed, so the folder always matches the page.
+Figures an earlier build wrote (listed in `reports/figures/usemabench-figures.txt`) that this build did not
+are left over from older records and are removed, so the folder matches the page; any other file in the
+folder is never touched, so --reports-dir may point at a folder that holds other files.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ DEFAULT_RECORDS_DIR = Path("leaderboard/records")
 DEFAULT_LEADERBOARD_DIR = Path("leaderboard")
 DEFAULT_REPORTS_DIR = Path("reports")
 FIGURES_FOLDER = "figures"
+FIGURES_MANIFEST = "usemabench-figures.txt"  # in the figures folder: the names of the figures a build wrote
 
 
 @dataclass
@@ -51,11 +53,14 @@ def write_figures(leaderboard: Leaderboard, figures_dir: Path) -> tuple[list[Rep
     return figures + panels + bench_figures(leaderboard.record_set.benches, figures_dir), notes
 
 
-def _remove_stale_figures(figures_dir: Path, keep: list[ReportFigure]) -> None:
-    kept = {figure.path.resolve() for figure in keep}
-    for path in sorted(figures_dir.glob("*.png")):
-        if path.resolve() not in kept:
-            path.unlink()
+def _replace_figures_manifest(figures_dir: Path, keep: list[ReportFigure]) -> Path:
+    """Delete the figures the previous build listed and this one did not write; list this build's figures."""
+    manifest = figures_dir / FIGURES_MANIFEST
+    kept = sorted({figure.path.name for figure in keep})
+    listed = manifest.read_text(encoding="utf-8").splitlines() if manifest.is_file() else []
+    for name in sorted(set(listed) - set(kept)):
+        (figures_dir / Path(name).name).unlink(missing_ok=True)  # .name: never outside the folder
+    return atomic_write_text(manifest, "".join(f"{name}\n" for name in kept))
 
 
 def build(
@@ -71,10 +76,10 @@ def build(
     figures_dir.mkdir(parents=True, exist_ok=True)
     leaderboard_dir.mkdir(parents=True, exist_ok=True)
     figures, notes = write_figures(leaderboard, figures_dir)
-    _remove_stale_figures(figures_dir, figures)
+    manifest = _replace_figures_manifest(figures_dir, figures)
     csvs = write_csvs(leaderboard, leaderboard_dir)
     markdown = leaderboard_markdown(leaderboard, figures, lambda figure: _relative_link(figure.path, leaderboard_dir), notes)
-    written = [figure.path for figure in figures] + csvs
+    written = [figure.path for figure in figures] + [manifest] + csvs
     written.append(atomic_write_text(leaderboard_dir / "LEADERBOARD.md", markdown))
     page = report_html(
         leaderboard,

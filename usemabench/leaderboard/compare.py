@@ -59,9 +59,9 @@ def _group_section(board: GroupBoard, model: str, against: str) -> list[str]:
 
 
 def _cost_section(costs: pd.DataFrame, model: str, against: str) -> list[str]:
-    """Per (device, precision, mode), both models' costs at each resolution (profiles timed the default way)."""
+    """Per (device, precision, mode), both models' costs at each resolution (batch-1 profiles timed the default way)."""
     lines = []
-    pair = costs[costs["model"].isin([model, against]) & costs["variant"].eq("")]
+    pair = costs[costs["model"].isin([model, against]) & costs["variant"].eq("") & costs["batch"].eq(1)]
     for (device, precision, mode), rows in pair.groupby(["device", "precision", "mode"], sort=True):
         columns = ["resolution"]
         for _, label, _ in COST_METRICS:

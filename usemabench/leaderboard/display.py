@@ -21,7 +21,12 @@ CONVENTIONS = (
     "ΔDice: mean paired difference to the reference model over the cases both have, with its bootstrap CI; "
     "p (Holm): two-sided Wilcoxon signed-rank test over those cases, Holm-corrected across the models of a table.",
     "params and MACs (multiply-accumulates for one image) at the training resolution; peak train memory from the "
-    "training run, else from a training-mode profile; latency: inference median from the profile records. Memory and latency are shown only from profiles on the device the model was trained on.",
+    "training run, else from a training-mode profile; latency: inference median from the profile records. Only "
+    "batch-1 profiles are used, and memory and latency only from profiles on the device and at the precision the "
+    "model was trained with.",
+    "Runs are pooled (one board, one row, one paired test) only when their protocol hash, split hash and model "
+    "config hash agree; a name that covers several gets one board or row per hash, labelled [protocol …], "
+    "[split …] or [config …] with the hash's first characters (a [config …] row has no profile costs).",
     "rank: by Dice (seeds). Partial, failed, not evaluated and missing runs are listed with their reason, never dropped.",
 )
 

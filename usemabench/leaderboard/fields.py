@@ -20,6 +20,10 @@ RUN_COLUMNS: dict[str, tuple[FieldPath, ...]] = {
     "model": (("model", "name"),),
     "dataset": (("dataset", "name"),),
     "protocol": (("protocol", "name"),),
+    # What makes runs comparable beyond their names: runs are pooled only when these agree.
+    "protocol_hash": (("protocol", "hash"),),
+    "split_hash": (("dataset", "split_hash"),),
+    "model_config_hash": (("model", "config_hash"),),
     "seed": (("seed",),),
     "device": (("environment", "device"),),
     "precision": (("environment", "precision"),),

@@ -126,14 +126,33 @@ def record_filename(record: dict) -> str:
     identity["precision"] = record["environment"].get("precision")
     identity["mode"] = record["cost"].get("mode")
     identity["variant"] = record["metrics"].get("variant")
+    batch = record["cost"].get("batch")
+    if batch not in (None, 1):  # batch 1, the profiler's default, stays out so existing names do not change
+        parts.append(f"batch{batch}")
+        identity["batch"] = batch
     safe = "_".join(str(part).replace("/", "-").replace(" ", "-") for part in parts)
     return f"{safe}_{content_hash(identity, 8)}.json"
 
 
 def write_record(record: dict, records_dir: str | os.PathLike, filename: str | None = None) -> Path:
-    """Validate and write `record` atomically under `records_dir`; returns its path."""
+    """Validate and write `record` atomically under `records_dir`; returns its path.
+
+    A record that is not ok never replaces an ok record of the same run (a failed re-run would erase the
+    result): it is written beside it, its status added to the name (`..._failed.json`).
+    """
     validate_record(record)
-    return atomic_write_json(Path(records_dir) / (filename or record_filename(record)), record)
+    path = Path(records_dir) / (filename or record_filename(record))
+    if record["status"] != "ok" and _holds_ok_record(path):
+        path = path.with_name(f"{path.stem}_{record['status']}{path.suffix}")
+    return atomic_write_json(path, record)
+
+
+def _holds_ok_record(path: Path) -> bool:
+    """Whether `path` is a valid record with status ok (a missing or unreadable file is not)."""
+    try:
+        return read_record(path)["status"] == "ok"
+    except RecordError:
+        return False
 
 
 @dataclass(frozen=True)
