@@ -7,6 +7,12 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from usemabench.datasets.errors import DatasetError
+from usemabench.hub import PretrainedError
+from usemabench.leaderboard.records import RecordError
+from usemabench.runners.checkpoint import CheckpointError
+from usemabench.runners.errors import UsageError
+from usemabench.runners.protocol import ProtocolError
 from usemabench.zoo.registry import import_model_module
 
 # Each module defines `register(subparsers)`, adding parsers whose `handler(args) -> int` runs the command.
@@ -17,6 +23,15 @@ COMMAND_MODULES = (
     "usemabench.runners.profile_commands",
     "usemabench.leaderboard.commands",
     "usemabench.hub_commands",
+)
+
+
+# Bad input, told in one line: the project's own errors, a missing file or package, and a bare ValueError, which
+# the model zoo (configs, registry) and the leaderboard still raise for bad input. Anything else (a KeyError, a
+# RuntimeError from torch, a TypeError) is a bug and keeps its traceback.
+USER_ERRORS = (
+    DatasetError, ProtocolError, PretrainedError, RecordError, CheckpointError, UsageError, ValueError,
+    FileNotFoundError, ImportError,
 )
 
 
@@ -48,9 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for module_name in args.model_module:
             import_model_module(module_name)
         return int(args.handler(args) or 0)
-    except (KeyError, ValueError, FileNotFoundError, ImportError, RuntimeError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"usemabench {args.command}: error: {message}", file=sys.stderr)
+    except USER_ERRORS as error:
+        print(f"usemabench {args.command}: error: {error}", file=sys.stderr)
         return 1
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import usemabench.runners.main_job as main_job
 from usemabench.cli import main
 from usemabench.leaderboard.records import read_records
@@ -32,3 +34,12 @@ def test_main_job_trains_evaluates_profiles_and_builds_the_leaderboard(blob_fold
     output = capsys.readouterr().out
     assert "(record exists)" in output and "GMACs" not in output
     assert len(read_records(tmp_path / "leaderboard" / "records")[0]) == 3
+
+
+@pytest.mark.parametrize(("status", "code"), [("ok", 0), ("unsupported", 0), ("oom", 1), ("failed", 1)])
+def test_a_failed_or_oom_profile_fails_the_main_job(status, code, tmp_path, monkeypatch):
+    monkeypatch.setattr(main_job, "default_models", lambda log: ["nnunet_small"])
+    monkeypatch.setattr(main_job, "run_sweep", lambda requests, log: [])  # training and evaluation: nothing to do
+    monkeypatch.setattr(main_job, "profile_sweep", lambda *args, **kwargs: [{"status": status}])
+    monkeypatch.setattr(main_job, "build_leaderboard", lambda *args: None)
+    assert main_job.run_main_job(tmp_path / "runs", tmp_path / "records", device="cpu", log=lambda line: None) == code

@@ -81,8 +81,9 @@ def test_record_of_a_model(tiny_models: None, mode: str) -> None:
     TinyNet.calls_in_training_mode.clear()
     record = profile_model("test_tiny", 32, batch=2, mode=mode, repeats=2, warmup=1)
     assert record["status"] == "ok", record["error"]
-    # warm-up, memory and the timed calls in the requested mode; then one inference forward for the backends
-    assert TinyNet.calls_in_training_mode == [mode == "train"] * 4 + [False]
+    # the input check's inference forward; warm-up, memory and the timed calls in the requested mode; then one
+    # inference forward for the backends
+    assert TinyNet.calls_in_training_mode == [False] + [mode == "train"] * 4 + [False]
     assert record["kind"] == "profile" and record["resolution"] == [32, 32]
     cost = record["cost"]
     assert cost["mode"] == mode and cost["batch"] == 2
@@ -148,6 +149,21 @@ def test_a_broken_model_is_recorded_as_failed_and_fails_the_command(tiny_models:
     record = profile_model("test_tiny_broken", 32, repeats=1, warmup=0)
     assert record["status"] == "failed" and "a kernel bug" in record["error"]
     argv = ["profile", "--models", "test_tiny_broken", "--resolutions", "32", "--records-dir", str(tmp_path)]
+    assert main(argv) == 1
+
+
+@pytest.mark.parametrize("mode", ["infer", "train"])
+def test_a_value_error_outside_the_models_input_check_is_failed_not_unsupported(
+    tiny_models: None, monkeypatch: pytest.MonkeyPatch, tmp_path, mode: str
+) -> None:
+    def broken(*args, **kwargs):
+        raise ValueError("a bug outside the model")
+
+    # infer: the FLOP counter breaks; train: the loss does
+    monkeypatch.setattr(profile, "count_flops" if mode == "infer" else "SegmentationLoss", broken)
+    record = profile_model("test_tiny", 32, mode=mode, repeats=1, warmup=0)
+    assert record["status"] == "failed" and "ValueError: a bug outside the model" in record["error"]
+    argv = ["profile", "--models", "test_tiny", "--resolutions", "32", "--mode", mode, "--records-dir", str(tmp_path)]
     assert main(argv) == 1
 
 

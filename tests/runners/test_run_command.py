@@ -11,9 +11,11 @@ import sys
 import pytest
 
 import usemabench.runners.experiment as experiment
+import usemabench.runners.main_job as main_job
 from usemabench.cli import main
 from usemabench.leaderboard.records import read_records
 from usemabench.runners.protocol import load_protocol
+from usemabench.zoo import registry
 
 MODEL = "nnunet_small"
 
@@ -66,6 +68,16 @@ def test_rerun_resumes_the_finished_run_and_rewrites_the_same_records(blob_folde
     assert again["metrics"] == first["metrics"]
 
 
+def test_rerun_of_a_finished_run_keeps_its_train_record(blob_folder, tiny_protocol_file, tmp_path):
+    assert run_cli("train", blob_folder, tiny_protocol_file, tmp_path) == 0
+    path = next((tmp_path / "records").glob("train_*.json"))
+    first = json.loads(path.read_text())
+    assert run_cli("run", blob_folder, tiny_protocol_file, tmp_path) == 0  # loads last.pt, trains no step
+    again = json.loads(path.read_text())
+    assert again["cost"] == first["cost"]  # its wall time and memory are the training's, not this process's
+    assert again["metrics"] == first["metrics"] and again["metrics"]["resumed_from_step"] is None
+
+
 def test_evaluate_before_training_is_a_clear_error(blob_folder, tiny_protocol_file, tmp_path, capsys):
     assert run_cli("evaluate", blob_folder, tiny_protocol_file, tmp_path) == 1
     assert "train this combination first" in capsys.readouterr().err
@@ -87,9 +99,33 @@ def test_a_failure_during_training_is_recorded(blob_folder, tiny_protocol_file, 
     monkeypatch.setattr(experiment, "train", broken_train)
     assert run_cli("run", blob_folder, tiny_protocol_file, tmp_path) == 1
     assert "training failed: RuntimeError: simulated crash" in capsys.readouterr().err
+    (record,), _ = read_records(tmp_path / "records")  # no eval record: evaluation never ran
+    assert (record["kind"], record["status"]) == ("train", "failed") and "simulated crash" in record["error"]
+
+
+def test_a_failure_during_evaluation_is_recorded_beside_the_train_record(blob_folder, tiny_protocol_file, tmp_path, monkeypatch, capsys):
+    def broken_evaluate(*args, **kwargs):
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(experiment, "evaluate_model", broken_evaluate)
+    assert run_cli("run", blob_folder, tiny_protocol_file, tmp_path) == 1
+    assert "evaluation failed: RuntimeError: simulated crash" in capsys.readouterr().err
     records, _ = read_records(tmp_path / "records")
-    assert sorted((record["kind"], record["status"]) for record in records) == [("eval", "failed"), ("train", "failed")]
-    assert all("simulated crash" in record["error"] for record in records)
+    assert sorted((record["kind"], record["status"]) for record in records) == [("eval", "failed"), ("train", "ok")]
+
+
+def test_a_type_error_inside_a_model_constructor_keeps_its_traceback(blob_folder, tiny_protocol_file, tmp_path, monkeypatch):
+    registry.list_models()  # load the built-in families first, so they do not overwrite the test model later
+
+    def broken_builder(in_channels, num_classes, **config):
+        return len(in_channels)  # a bug: a TypeError raised while building
+
+    info = registry.ModelInfo(name="test_broken", family="cnn", builder=broken_builder, paper="test", code="")
+    monkeypatch.setitem(registry._REGISTRY, "test_broken", info)
+    with pytest.raises(TypeError, match="has no len"):
+        main(["train", "--model", "test_broken", "--dataset", f"folder:{blob_folder}", "--protocol", str(tiny_protocol_file),
+              "--runs-dir", str(tmp_path / "runs"), "--records-dir", str(tmp_path / "records"), "--device", "cpu"])
+    assert not (tmp_path / "records").exists()
 
 
 @pytest.mark.slow
@@ -116,3 +152,13 @@ def test_torchrun_launches_the_same_command_on_two_processes(blob_folder, tiny_p
     (train,), _ = read_records(tmp_path / "records", kind="train")
     assert train["cost"]["processes"] == 2 and train["metrics"]["steps"] == 4
     assert [record["status"] for record in read_records(tmp_path / "records", kind="eval")[0]] == ["ok"]
+
+
+@pytest.mark.parametrize(("options", "named"), [
+    (["--protocol", "quick"], "--protocol need --model"),
+    (["--seed", "0", "--model-config", "width=4"], "--seed, --model-config need --model"),
+])
+def test_run_without_a_model_refuses_the_options_of_one_experiment(options, named, monkeypatch, capsys):
+    monkeypatch.setattr(main_job, "run_main_job", lambda **kwargs: pytest.fail("the main job ran"))
+    assert main(["run", *options]) == 1
+    assert named in capsys.readouterr().err

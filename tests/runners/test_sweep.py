@@ -30,8 +30,8 @@ def test_sweep_goes_on_past_a_failure_then_skips_what_is_done(blob_folder, tiny_
     monkeypatch.setattr(experiment, "train", fails_for_seed_0)
     assert sweep_cli(blob_folder, tiny_protocol_file, tmp_path) == 1
     assert "1 failed, 1 ok" in capsys.readouterr().out
-    evals, _ = read_records(tmp_path / "records", kind="eval")
-    assert sorted((record["seed"], record["status"]) for record in evals) == [(0, "failed"), (1, "ok")]
+    records, _ = read_records(tmp_path / "records")  # seed 0 never reached evaluation: no eval record
+    assert sorted((r["kind"], r["seed"], r["status"]) for r in records) == [("eval", 1, "ok"), ("train", 0, "failed"), ("train", 1, "ok")]
 
     monkeypatch.setattr(experiment, "train", real_train)
     assert sweep_cli(blob_folder, tiny_protocol_file, tmp_path) == 0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+import usemabench.runners.train as train_module
 from runner_helpers import BlobDataset, TinyNet
 from usemabench.runners.checkpoint import BEST, LAST, CheckpointError, load_checkpoint
 from usemabench.runners.protocol import load_protocol, protocol_from_dict
@@ -55,6 +57,25 @@ def test_resume_after_interruption_is_bitwise_identical(tmp_path):
     expected_log = [{k: row[k] for k in ("epoch", "step", "train_loss", "val_dice", "lr")} for row in _read_log(tmp_path / "uninterrupted")]
     actual_log = [{k: row[k] for k in ("epoch", "step", "train_loss", "val_dice", "lr")} for row in _read_log(tmp_path / "resumed")]
     assert actual_log == expected_log
+
+
+def peak_rss_will_read(monkeypatch, kib):
+    """This process's peak resident size, as the CPU memory figure reads it from now on (KiB, as Linux gives it)."""
+    monkeypatch.setattr(train_module.resource, "getrusage", lambda who: SimpleNamespace(ru_maxrss=kib))
+
+
+def test_the_memory_peak_covers_every_process_and_a_finished_run_keeps_it(tmp_path, monkeypatch):
+    protocol = tiny_protocol(epochs=2)
+    peak_rss_will_read(monkeypatch, 3000)
+    with pytest.raises(TrainingInterrupted):
+        run_training(tmp_path, protocol, stop_after_steps=4)  # last.pt of step 3 stays
+    peak_rss_will_read(monkeypatch, 2000)  # the resuming process peaks lower: the first one's peak stands
+    _, resumed = run_training(tmp_path, protocol)
+    assert resumed.resumed_from_step == 3 and resumed.memory == {"process_peak_rss_bytes": 3000 * 1024}
+    peak_rss_will_read(monkeypatch, 9000)  # e.g. a larger run earlier in this process; this one trains nothing
+    _, again = run_training(tmp_path, protocol)
+    assert again.resumed_from_step == again.steps == 8
+    assert again.memory == resumed.memory and again.train_seconds == resumed.train_seconds
 
 
 def test_another_seed_gives_other_weights(tmp_path):

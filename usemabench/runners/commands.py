@@ -14,8 +14,11 @@ import sys
 from pathlib import Path
 
 from usemabench.runners import defaults
+from usemabench.runners.errors import UsageError
 from usemabench.runners.protocol import available_protocols
 
+DEFAULT_PROTOCOL = "quick"
+DEFAULT_SEED = 0
 STAGES = {"train": ("train",), "evaluate": ("evaluate",), "run": ("train", "evaluate")}
 
 
@@ -45,7 +48,8 @@ def _setting(text: str) -> tuple[str, object]:
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     protocols = ", ".join(available_protocols())
-    parser.add_argument("--protocol", default="quick", help=f"packaged ({protocols}) or a JSON file (default: %(default)s)")
+    # Default None (resolved in _request), like --seed's: run_command must tell whether the user gave it.
+    parser.add_argument("--protocol", default=None, help=f"packaged ({protocols}) or a JSON file (default: {DEFAULT_PROTOCOL})")
     parser.add_argument("--runs-dir", type=Path, default=None,
                         help=f"checkpoints and logs (default: {defaults.RUNS_DIR}; main job: {defaults.MAIN_JOB_DIR / 'runs'})")
     parser.add_argument("--records-dir", type=Path, default=None,
@@ -64,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser = subparsers.add_parser(name, help=text, description=text)
         parser.add_argument("--model", default=None, help="registered model name (see `usemabench models`)")
         parser.add_argument("--dataset", default=None, help="registered dataset or source URI / folder (default: synthetic)")
-        parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+        parser.add_argument("--seed", type=int, default=None, help=f"default: {DEFAULT_SEED}")
         parser.add_argument("--model-config", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                             help="override the model's config (JSON values), repeatable")
         _add_run_options(parser)
@@ -106,7 +110,8 @@ def _request(args: argparse.Namespace, model: str, dataset: str, seed: int):
     from usemabench.runners.experiment import ExperimentRequest
 
     return ExperimentRequest(
-        model=model, dataset=dataset, protocol=args.protocol, seed=seed, runs_dir=args.runs_dir or defaults.RUNS_DIR,
+        model=model, dataset=dataset, protocol=args.protocol or DEFAULT_PROTOCOL, seed=seed,
+        runs_dir=args.runs_dir or defaults.RUNS_DIR,
         records_dir=args.records_dir or defaults.RECORDS_DIR, device=args.device, progress=not args.no_progress,
         model_overrides=dict(getattr(args, "model_config", [])), stages=getattr(args, "stages", ("train", "evaluate")),
     )
@@ -115,7 +120,13 @@ def _request(args: argparse.Namespace, model: str, dataset: str, seed: int):
 def run_command(args: argparse.Namespace) -> int:
     if args.model is None:
         if args.stages != ("train", "evaluate") or args.dataset is not None:
-            raise ValueError("--model is required (only `usemabench run` with no --model/--dataset runs the main job)")
+            raise UsageError("--model is required (only `usemabench run` with no --model/--dataset runs the main job)")
+        ignored = _options_needing_a_model(args)
+        if ignored:
+            raise UsageError(
+                f"{', '.join(ignored)} need --model: without it `usemabench run` runs the main job, which has its "
+                "own models, protocol and seed"
+            )
         from usemabench.runners.main_job import run_main_job
 
         return run_main_job(
@@ -126,7 +137,8 @@ def run_command(args: argparse.Namespace) -> int:
         )
     from usemabench.runners.experiment import run_experiment
 
-    outcome = run_experiment(_request(args, args.model, args.dataset or "synthetic", args.seed))
+    seed = DEFAULT_SEED if args.seed is None else args.seed
+    outcome = run_experiment(_request(args, args.model, args.dataset or "synthetic", seed))
     for path in (outcome.train_record, outcome.eval_record):
         if path is not None:
             print(f"wrote {path}")
@@ -138,6 +150,12 @@ def run_command(args: argparse.Namespace) -> int:
         per_class = ", ".join(f"{name} {value:.4f}" for name, value in dice["per_class"].items())
         print(f"test dice {dice['mean']:.4f} ({per_class}); hd95 {outcome.metrics['hd95']['mean']:.2f} px")
     return 0
+
+
+def _options_needing_a_model(args: argparse.Namespace) -> list[str]:
+    """The options of one experiment that the user gave: the main job would silently ignore them."""
+    given = {"--protocol": args.protocol is not None, "--seed": args.seed is not None, "--model-config": bool(args.model_config)}
+    return [option for option, present in given.items() if present]
 
 
 def predict_command(args: argparse.Namespace) -> int:
@@ -162,7 +180,7 @@ def sweep_command(args: argparse.Namespace) -> int:
                  "cpus_per_task": args.slurm_cpus}
         if args.slurm_partition:
             slurm["slurm_partition"] = args.slurm_partition
-    seeds = args.seeds if args.seeds is not None else list(load_protocol(args.protocol).seeds)
+    seeds = args.seeds if args.seeds is not None else list(load_protocol(template.protocol).seeds)
     items = run_sweep(combinations(args.models, args.datasets, seeds, template), slurm=slurm)
     counts = {status: sum(item.status == status for item in items) for status in sorted({item.status for item in items})}
     print("sweep: " + ", ".join(f"{count} {status}" for status, count in counts.items()))

@@ -3,8 +3,9 @@
 The run folder `runs/<model>/<dataset>/<protocol>/seed<S>` holds the checkpoints and the epoch log; the
 same command resumes an interrupted run from it. Records go to `records_dir`: a train record (its log CSV
 beside it) and an eval record (per-case CSV and PNGs beside it). A failure during training or evaluation
-writes records with status `failed` (or `oom`) and the error, so a sweep shows it instead of a gap;
-bad arguments (unknown model, dataset or protocol) fail before anything is written.
+writes the record of that stage with status `failed` (or `oom`) and the error, so a sweep shows it instead
+of a gap; bad arguments (unknown model, dataset or protocol, a config the model does not take) fail before
+anything is written.
 """
 
 from __future__ import annotations
@@ -21,17 +22,20 @@ import torch
 from usemabench.datasets import SegmentationDataset, eval_transform, get_dataset_spec, split_info, training_transform
 from usemabench.datasets.spec import DatasetSpec
 from usemabench.io import atomic_write_text
-from usemabench.leaderboard.records import environment_info, make_record, model_entry, record_filename, write_record
+from usemabench.leaderboard.records import (
+    RecordError, environment_info, make_record, model_entry, read_record, record_filename, write_record,
+)
 from usemabench.runners import defaults
 from usemabench.runners.backends import kernel_backends
 from usemabench.runners.checkpoint import BEST, LAST, load_checkpoint
 from usemabench.runners.distributed import DistributedContext, init_distributed
+from usemabench.runners.errors import UsageError, registered_model
 from usemabench.runners.evaluate import evaluate_model, write_eval_record
 from usemabench.runners.precision import resolve_device, resolve_precision
 from usemabench.runners.protocol import Protocol, load_protocol
 from usemabench.runners.seeding import derive_seed, seed_everything
 from usemabench.runners.train import TrainResult, train
-from usemabench.zoo.registry import count_parameters, create_model, get_model_info
+from usemabench.zoo.registry import count_parameters, create_model
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ def _slug(text: str) -> str:
 def prepare(request: ExperimentRequest) -> Prepared:
     protocol = load_protocol(request.protocol)
     spec = get_dataset_spec(request.dataset)
-    info = get_model_info(request.model)
+    info = registered_model(request.model)
     context = init_distributed()
     device = resolve_device(request.device, context.local_rank)
     requested, override_key = protocol.precision_for(request.model, info.family)
@@ -121,7 +125,9 @@ def run_experiment(request: ExperimentRequest) -> ExperimentOutcome:
     try:
         model = create_model(request.model, spec.in_channels, spec.num_classes, **request.model_overrides)
     except TypeError as error:
-        raise ValueError(f"model {request.model!r} does not accept the config {request.model_overrides}: {error}") from error
+        if not _refuses_an_override(error, request.model_overrides):
+            raise
+        raise UsageError(f"model {request.model!r} does not accept the config {request.model_overrides}: {error}") from error
     stage, train_path, outcome = "training", None, ExperimentOutcome("ok")
     try:
         if "train" in request.stages:
@@ -146,6 +152,13 @@ def run_experiment(request: ExperimentRequest) -> ExperimentOutcome:
             raise
         return _record_failure(prepared, stage, error, train_set, test_set)
     return outcome
+
+
+def _refuses_an_override(error: TypeError, overrides: dict[str, Any]) -> bool:
+    """Whether `error` is Python refusing one of `overrides` as a keyword, at whatever depth the builder passes
+    its config on (builders take **config, so their signatures cannot tell); any other TypeError raised while
+    building is a bug of the model's and keeps its traceback."""
+    return any(f"unexpected keyword argument {key!r}" in str(error) for key in overrides)
 
 
 def _backends(prepared: Prepared, model: torch.nn.Module) -> dict:
@@ -230,20 +243,28 @@ def _write_train_record(prepared: Prepared, model, result: TrainResult, train_se
         **prepared.record_fields({**train_set.record_entry(), "split_file": split_info(prepared.spec)["split_file"]}, backends),
     )
     filename = record_filename(record)
+    if result.steps == result.resumed_from_step and _is_ok_record(records_dir / filename):
+        return records_dir / filename  # a re-run of a finished run: the record of the process that trained stands
     log_name = filename.removesuffix(".json") + ".log.csv"
     atomic_write_text(records_dir / log_name, result.log_path.read_text(encoding="utf-8"))
     record["files"] = {"log": log_name, "checkpoint": os.path.relpath(result.checkpoint_path("best"), records_dir)}
     return write_record(record, records_dir, filename)
 
 
+def _is_ok_record(path: Path) -> bool:
+    """Whether `path` holds a readable record with status ok (a failed one is replaced once the run is done)."""
+    try:
+        return read_record(path)["status"] == "ok"
+    except RecordError:
+        return False
+
+
 def _record_failure(prepared: Prepared, stage: str, error: Exception, train_set, test_set) -> ExperimentOutcome:
+    """The record of the stage that failed, only: a training that failed leaves no eval record (none ran)."""
     status = "oom" if isinstance(error, torch.cuda.OutOfMemoryError) else "failed"
     message = f"{stage} failed: {type(error).__name__}: {error}"
     detail = "".join(traceback.format_exception(error, limit=-3))
-    paths = {}
-    for kind, dataset in (("train", train_set), ("eval", test_set)):
-        if kind == "train" and stage != "training":
-            continue
-        record = make_record(kind, status=status, error=f"{message}\n{detail}", **prepared.record_fields(dataset.record_entry()))
-        paths[kind] = write_record(record, prepared.request.records_dir)
-    return ExperimentOutcome(status, paths.get("train"), paths.get("eval"), message)
+    kind, dataset = ("train", train_set) if stage == "training" else ("eval", test_set)
+    record = make_record(kind, status=status, error=f"{message}\n{detail}", **prepared.record_fields(dataset.record_entry()))
+    path = write_record(record, prepared.request.records_dir)
+    return ExperimentOutcome(status, path if kind == "train" else None, path if kind == "eval" else None, message)

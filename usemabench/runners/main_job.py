@@ -54,7 +54,12 @@ def run_main_job(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> int:
-    """Train + evaluate + profile the default models, rebuild the leaderboard; 1 if any step failed."""
+    """Train + evaluate + profile the default models, rebuild the leaderboard; 1 if any step failed.
+
+    A step fails when its record says `failed` or `oom`. An oom counts: the default plan is sized for a
+    CPU, so running out of memory there is a defect to see, not a size limit to chart. A size a model
+    refuses (`unsupported`) does not.
+    """
     started = time.perf_counter()
     models = default_models(log)
     template = ExperimentRequest(model="", dataset=DATASET, protocol=PROTOCOL, runs_dir=Path(runs_dir),
@@ -62,15 +67,16 @@ def run_main_job(
     items = run_sweep(combinations(models, [DATASET], [SEED], template), log=log)
     failed = [item for item in items if item.status not in ("ok", "skipped")]
     log(f"main job: trained and evaluated {len(models)} models ({time.perf_counter() - started:.0f} s)")
-    profile_models(models, Path(records_dir) / "profile", device, log)
+    profiles = profile_models(models, Path(records_dir) / "profile", device, log)
+    failed_profiles = [record for record in profiles if record["status"] in ("failed", "oom")]
     log(f"main job: profiled ({time.perf_counter() - started:.0f} s)")
     build_leaderboard(Path(records_dir), Path(leaderboard_dir), Path(reports_dir), log)
     log(f"main job: done in {time.perf_counter() - started:.0f} s")
-    return 1 if failed else 0
+    return 1 if failed or failed_profiles else 0
 
 
-def profile_models(models: list[str], records_dir: Path, device: str, log: Callable[[str], None]) -> None:
-    """Profile records of PROFILE_PLAN for each model, skipping those already recorded on this device."""
+def profile_models(models: list[str], records_dir: Path, device: str, log: Callable[[str], None]) -> list[dict]:
+    """The new profile records of PROFILE_PLAN for each model; those already recorded on this device are skipped."""
     spec = get_dataset_spec(DATASET)
     channels = {"in_channels": spec.in_channels, "num_classes": spec.num_classes}
     here = device_name(str(resolve_device(device)))
@@ -82,13 +88,15 @@ def profile_models(models: list[str], records_dir: Path, device: str, log: Calla
             for record in records
             if record["status"] == "ok" and record.get("model") and record["environment"].get("device") == here
         }
+    made = []
     for name in models:
         config_hash = model_entry(name, {**channels, **get_model_info(name).default_config})["config_hash"]
         for mode, sides in PROFILE_PLAN.items():
             missing = [side for side in sides if (config_hash, (side, side), mode) not in existing]
             if missing:
-                profile_sweep([name], missing, modes=(mode,), records_dir=records_dir, log=log, device=device,
-                              **channels, **PROFILE_SETTINGS)
+                made += profile_sweep([name], missing, modes=(mode,), records_dir=records_dir, log=log, device=device,
+                                      **channels, **PROFILE_SETTINGS)
+    return made
 
 
 def build_leaderboard(records_dir: Path, leaderboard_dir: Path, reports_dir: Path, log: Callable[[str], None]) -> None:

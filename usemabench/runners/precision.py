@@ -7,6 +7,8 @@ import warnings
 
 import torch
 
+from usemabench.runners.errors import UsageError
+
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -14,9 +16,12 @@ def resolve_device(requested: str = "auto", local_rank: int = 0) -> torch.device
     """`auto`: this process's GPU when CUDA is available (LOCAL_RANK under torchrun), else the CPU."""
     if requested == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(requested)
+    try:
+        device = torch.device(requested)
+    except RuntimeError as error:  # torch's message lists the device types
+        raise UsageError(f"device {requested!r}: {error}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {requested!r} requested but CUDA is not available on this machine")
+        raise UsageError(f"device {requested!r} requested but CUDA is not available on this machine")
     return device
 
 

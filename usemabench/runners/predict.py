@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from usemabench.datasets.imaging import image_to_float, is_image_file, read_image
 from usemabench.datasets.transforms import normalize_image
+from usemabench.runners.errors import UsageError
 from usemabench.runners.evaluate import display_image, write_png
 from usemabench.runners.inference import predict_labels
 from usemabench.runners.precision import resolve_device
@@ -42,7 +43,7 @@ def resolve_settings(stored: dict, resolution: int | None, normalization: str | 
     elif "resolution" in stored:
         size = tuple(stored["resolution"])
     else:
-        raise ValueError("these weights do not record their training resolution; pass --resolution")
+        raise UsageError("these weights do not record their training resolution; pass --resolution")
     return PredictSettings(
         resolution=size,  # type: ignore[arg-type]
         normalization=normalization or stored.get("normalization", "zscore"),
@@ -73,7 +74,7 @@ def predict_folder(
     stems = [path.stem for path in images]
     duplicates = sorted({stem for stem in stems if stems.count(stem) > 1})
     if duplicates:
-        raise ValueError(f"{input_dir}: several images share the name {duplicates[0]!r}; their masks would overwrite each other")
+        raise UsageError(f"{input_dir}: several images share the name {duplicates[0]!r}; their masks would overwrite each other")
     loaded = load_weights(weights, model_name)
     settings = resolve_settings(loaded.preprocessing, resolution, normalization, eval_policy)
     torch_device = resolve_device(device)

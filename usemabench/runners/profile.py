@@ -5,7 +5,8 @@ One record per (model, resolution, device, precision, mode), `kind="profile"`, w
     peak_memory_bytes + memory_method, latency_ms {median, iqr, q25, q75, min, repeats, warmup} + timing_method,
     throughput (images/s), and for training the optimizer and loss of the step.
 A step the device cannot hold is recorded as `oom`; a size the model refuses (its size policy, or a
-ValueError from the model's own input checks) as `unsupported`; anything else that breaks as `failed`.
+ValueError from its own input checks in a first plain forward) as `unsupported`; anything else that breaks
+(a ValueError from the FLOP counter or the loss included) as `failed`.
 A sweep (`profile_sweep`) records each and goes on.
 
 What is measured (`infer`: one forward under no_grad; `train`: one full step: zero_grad, forward, Dice+CE
@@ -43,12 +44,11 @@ from torch import nn
 from usemabench.leaderboard.records import environment_info, make_record, model_entry, write_record
 from usemabench.runners import defaults
 from usemabench.runners.backends import kernel_backends as sema_and_scan_backends
-from usemabench.runners.flops import count_flops
+from usemabench.runners.flops import MODES, count_flops
 from usemabench.runners.losses import SegmentationLoss
 from usemabench.runners.precision import autocast, resolve_device, resolve_precision
 from usemabench.zoo.registry import count_parameters, create_model, get_model_info
 
-MODES = ("infer", "train")
 SDPA_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
 # nnU-Net's optimizer (SGD, Nesterov, momentum 0.99): one momentum buffer per parameter.
 OPTIMIZER = {"name": "SGD", "lr": 1e-2, "momentum": 0.99, "nesterov": True, "weight_decay": 3e-5}
@@ -285,6 +285,13 @@ def sdpa_backend(name: str) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def kernel_settings(sdpa: str, device: torch.device) -> Iterator[None]:
+    """The kernel choices every call on real tensors runs under: the size check's forward as the measured ones."""
+    with sdpa_backend(sdpa), cudnn_benchmark(device.type == "cuda"), compile_cache_for_sweeps():
+        yield
+
+
 # --- one record -----------------------------------------------------------------------------------------
 
 
@@ -296,6 +303,23 @@ def check_size(name: str, resolution: tuple[int, int]) -> None:
         raise UnsupportedSize(
             f"model {name!r} needs height and width divisible by {info.size_divisor}; got {height}x{width}"
         )
+
+
+def check_input(model: nn.Module, shape: tuple[int, ...], device: torch.device, precision: str) -> None:
+    """Raise UnsupportedSize when the model's own input check refuses `shape`: a ValueError from one forward.
+
+    One plain forward, before anything else runs, so that a ValueError from the FLOP counter, the loss or
+    the measuring code is recorded as the bug it is (`failed`), not as a size the model refuses. Running out
+    of memory is no refusal: the measurement meets it again and records `oom` with the FLOP counts.
+    """
+    inputs = torch.zeros(shape, device=device)
+    try:
+        make_step(model, "infer", inputs, inputs, precision, device)()
+    except ValueError as refused:
+        raise UnsupportedSize(f"the model refuses an input of shape {tuple(shape)}: {refused}") from refused
+    except Exception as error:  # re-raised unless it is the device's limit
+        if not is_out_of_memory(error):
+            raise
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -384,6 +408,8 @@ def profile_model(
             model = create_model(name, in_channels, num_classes)
         total, trainable = count_parameters(model)
         cost["params"] = {"total": total, "trainable": trainable}
+        with kernel_settings(sdpa, torch_device):
+            check_input(model, (1, in_channels, *resolution), torch_device, precision_ran)
         counted = count_flops(model, (1, in_channels, *resolution), mode)
         cost.update(
             macs=counted["macs"], flops=counted["flops"], flops_by_op=counted["by_op"],
@@ -392,14 +418,14 @@ def profile_model(
         )
         if torch_device.type == "cuda":
             cost["cudnn_benchmark"] = True
-        with sdpa_backend(sdpa), cudnn_benchmark(torch_device.type == "cuda"), compile_cache_for_sweeps():
+        with kernel_settings(sdpa, torch_device):
             measured = _measure(
                 model, mode, resolution, batch, in_channels, num_classes, torch_device, precision_ran,
                 warmup, repeats,
             )
         backends = measured.pop("backends")
         cost.update(measured)
-    except ValueError as refused:  # the size policy, or the model's own input check (e.g. a fixed input size)
+    except UnsupportedSize as refused:  # the size policy, or the model's own input check (e.g. a fixed input size)
         status, error = "unsupported", f"{type(refused).__name__}: {refused}"
     except Exception as failure:  # noqa: BLE001 - a sweep records the failure and goes on
         if is_out_of_memory(failure):

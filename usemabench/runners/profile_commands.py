@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from usemabench.runners import defaults
-from usemabench.zoo.registry import get_model_info
+from usemabench.runners.errors import UsageError, registered_model
 
 # Kept here, not imported from usemabench.runners.profile, so that `usemabench --help` does not import the
 # model zoo's dependencies; tests check they match profile.py.
@@ -59,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
     from usemabench.runners.profile import profile_sweep
 
     for name in args.models:
-        get_model_info(name)  # an unknown name stops here, before any work, with close matches
+        registered_model(name)  # an unknown name stops here, before any work, with close matches
     if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
-        raise ValueError(
+        raise UsageError(
             f"need --batch >= 1, --repeats >= 1, --warmup >= 0; got {args.batch}, {args.repeats}, {args.warmup}"
         )
     records = profile_sweep(

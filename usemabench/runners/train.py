@@ -62,6 +62,7 @@ class LoopState:
     best_val_dice: float = -math.inf
     best_epoch: int = -1
     train_seconds: float = 0.0
+    memory: dict[str, Any] = field(default_factory=dict)  # peak over every process that trained this run
     log: list[dict] = field(default_factory=list)
 
 
@@ -175,6 +176,7 @@ def train(
             if every and state.step % every == 0 and state.batch < protocol.iterations_per_epoch:
                 state.train_seconds += time.perf_counter() - segment_started
                 segment_started = time.perf_counter()
+                state.memory = _peak_memory(device, state.memory)
                 _save_last(run_dir, model, optimizer, scheduler, scaler, state, identity, metadata, context)
         bar.close()
 
@@ -195,6 +197,7 @@ def train(
         if improved:
             state.best_val_dice, state.best_epoch = last_val_dice, state.epoch + 1
         state.epoch, state.batch, state.epoch_loss_sum = state.epoch + 1, 0, 0.0
+        state.memory = _peak_memory(device, state.memory)
         if context.is_main:
             if improved:
                 save_checkpoint(run_dir / BEST, {**metadata, **weights_payload(model, identity, state)})
@@ -215,7 +218,7 @@ def train(
         best_epoch=state.best_epoch,
         final_val_dice=last_val_dice,
         train_seconds=state.train_seconds,
-        memory=_peak_memory(device),
+        memory=state.memory,
         resumed_from_step=resumed_from,
     )
 
@@ -325,17 +328,21 @@ def _log_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _peak_memory(device: torch.device) -> dict[str, Any]:
-    """Peak memory of training: the CUDA allocator's peak on a GPU.
+def _peak_memory(device: torch.device, earlier: dict[str, Any]) -> dict[str, Any]:
+    """Peak memory of training so far: the CUDA allocator's peak on a GPU, at least the `earlier` peak.
 
+    `earlier` is what the processes before this one measured (kept in last.pt): measured only while steps
+    run, the peak of a run resumed once or many times covers all of them, and a re-run of a finished run
+    (no steps, only weights and optimizer state loaded) reports theirs unchanged.
     On the CPU only the process's peak resident size is known; it includes Python, the libraries and
     every earlier run of the process, so it is recorded under its own name, not as the model's peak
     (the profiler's training-mode records measure that).
     """
     if device.type == "cuda":
-        return {
+        measured = {
             "peak_memory_bytes": int(torch.cuda.max_memory_allocated(device)),
-            "memory_method": "torch.cuda.max_memory_allocated over training (this process)",
+            "memory_method": "torch.cuda.max_memory_allocated over training (the largest of its processes)",
         }
-    # ru_maxrss is in KiB on Linux.
-    return {"process_peak_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024}
+    else:  # ru_maxrss is in KiB on Linux.
+        measured = {"process_peak_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024}
+    return {key: max(value, earlier.get(key, value)) if isinstance(value, int) else value for key, value in measured.items()}

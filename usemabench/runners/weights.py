@@ -18,6 +18,7 @@ from pathlib import Path
 from torch import nn
 
 from usemabench.runners.checkpoint import BEST, LAST, load_checkpoint
+from usemabench.runners.errors import UsageError
 from usemabench.zoo.registry import create_model
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
@@ -51,14 +52,14 @@ def load_weights(reference: str, model_name: str | None = None) -> LoadedWeights
 
 def _check_name(spec_name: str, model_name: str | None, source: str) -> None:
     if model_name is not None and model_name != spec_name:
-        raise ValueError(f"{source} holds weights of model {spec_name!r}, not {model_name!r}")
+        raise UsageError(f"{source} holds weights of model {spec_name!r}, not {model_name!r}")
 
 
 def _from_checkpoint(path: Path, model_name: str | None) -> LoadedWeights:
     payload = load_checkpoint(path)
     spec = payload.get("model_spec")
     if not spec or "model" not in payload:
-        raise ValueError(f"{path}: not a usemabench checkpoint (no model_spec / model state)")
+        raise UsageError(f"{path}: not a usemabench checkpoint (no model_spec / model state)")
     _check_name(spec["name"], model_name, str(path))
     model = create_model(spec["name"], spec["in_channels"], spec["num_classes"], **spec.get("overrides", {}))
     model.load_state_dict(payload["model"])
