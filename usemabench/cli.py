@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-module",
         action="append",
         default=[],
-        metavar="PKG.MOD",
-        help="import a module of yours that registers models with @register_model (repeatable)",
+        metavar="MODULE",
+        help="import a module of yours that registers models with @register_model: a module name (found in the "
+        "current folder too) or a path to a .py file (repeatable)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:

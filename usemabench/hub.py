@@ -34,7 +34,19 @@ HUB_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
 
 
 class PretrainedError(ValueError):
-    """Weights that cannot be used: missing file, mismatching config or hash, unreadable safetensors."""
+    """Weights that cannot be used (missing file, mismatching config or hash, unreadable safetensors) or that
+    cannot be fetched from or pushed to the Hub."""
+
+
+# HfHubHTTPError's first base is its HTTP library's error (httpx2's here, httpx's or requests' in other
+# huggingface_hub versions): upload calls let that library's transport errors (no network, DNS, timeout) through
+# unwrapped. HfHubHTTPError itself, offline mode (ConnectionError) and a missing token are OSErrors.
+HUB_TRANSPORT_ERRORS = (HfHubHTTPError.__mro__[1], OSError)
+
+
+def _one_line(error: BaseException) -> str:
+    """huggingface_hub's messages span lines; the command line reports errors in one."""
+    return " ".join(str(error).split())
 
 
 def model_config(model: nn.Module) -> dict:
@@ -96,7 +108,7 @@ def resolve_weights_dir(
         folder = snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=list(HUB_FILES))
     except (EntryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError) as error:
         # Unknown repo or revision, no network and no cached copy: one message naming what was asked for.
-        raise PretrainedError(f"{repo_id}@{revision or 'main'}: weights could not be fetched ({error})") from error
+        raise PretrainedError(f"{repo_id}@{revision or 'main'}: weights could not be fetched ({_one_line(error)})") from error
     return Path(folder), revision
 
 
@@ -188,14 +200,18 @@ def push_folder(folder: str | os.PathLike, repo_id: str, revision: str | None = 
     folder = Path(folder)
     read_weights_folder(folder)
     api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    if revision:
-        api.create_branch(repo_id, branch=revision, exist_ok=True)
-    commit = api.upload_folder(
-        repo_id=repo_id,
-        folder_path=str(folder),
-        revision=revision,
-        allow_patterns=list(HUB_FILES),
-        commit_message="Upload usemabench weights",
-    )
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        if revision:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            revision=revision,
+            allow_patterns=list(HUB_FILES),
+            commit_message="Upload usemabench weights",
+        )
+    except HUB_TRANSPORT_ERRORS as error:
+        # No network, offline mode, no or a bad token, no such org: one message naming the target, as pull gives.
+        raise PretrainedError(f"{repo_id}@{revision or 'main'}: weights could not be pushed ({_one_line(error)})") from error
     return str(commit.commit_url if hasattr(commit, "commit_url") else commit)

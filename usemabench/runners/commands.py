@@ -85,11 +85,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--model", default=None, help="model name; checked against the weights")
     predict.add_argument("--weights", required=True, help="run folder, best.pt, weights folder / model.safetensors, or Hub id org/name[@rev]")
     predict.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png (image with the mask tinted)")
-    predict.add_argument("--resolution", type=int, default=None, help="model input size (default: from the checkpoint)")
+    predict.add_argument("--resolution", type=_side, default=None, help="model input size (default: from the checkpoint)")
     predict.add_argument("--normalization", choices=("zscore", "minmax", "none"), default=None, help="default: from the checkpoint, else zscore")
     predict.add_argument("--eval-policy", choices=("resize", "sliding_window"), default=None, help="default: from the checkpoint, else resize")
     predict.add_argument("--device", default="auto")
     predict.add_argument("--no-progress", action="store_true")
+    predict.add_argument("--force", action="store_true", help="replace masks (and overlays) already in OUTPUT_DIR")
     predict.set_defaults(handler=predict_command)
 
     sweep = subparsers.add_parser("sweep", help="models x datasets x seeds; skips finished combinations, records failures")
@@ -158,12 +159,24 @@ def _options_needing_a_model(args: argparse.Namespace) -> list[str]:
     return [option for option, present in given.items() if present]
 
 
+def _side(text: str) -> int:
+    """A square side in pixels, refused here when it is no positive integer (torch's own error names no option)."""
+    try:
+        side = int(text)
+    except ValueError:
+        side = 0
+    if side < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (pixels per side), got {text!r}")
+    return side
+
+
 def predict_command(args: argparse.Namespace) -> int:
     from usemabench.runners.predict import predict_folder
 
     written = predict_folder(
         args.model, args.weights, args.input_dir, args.output_dir, overlay=args.overlay, resolution=args.resolution,
         normalization=args.normalization, eval_policy=args.eval_policy, device=args.device, progress=not args.no_progress,
+        overwrite=args.force,
     )
     print(f"wrote {len(written)} masks to {args.output_dir}")
     return 0

@@ -20,7 +20,7 @@ from usemabench.datasets.imaging import image_to_float, is_image_file, read_imag
 from usemabench.datasets.transforms import normalize_image
 from usemabench.runners.errors import UsageError
 from usemabench.runners.evaluate import display_image, write_png
-from usemabench.runners.inference import predict_labels
+from usemabench.runners.inference import predict_labels, predict_logits
 from usemabench.runners.precision import resolve_device
 from usemabench.runners.weights import load_weights
 
@@ -63,8 +63,12 @@ def predict_folder(
     eval_policy: str | None = None,
     device: str = "auto",
     progress: bool = True,
+    overwrite: bool = False,
 ) -> list[Path]:
-    """Write `<output_dir>/<image stem>.png` for every image in `input_dir`; returns the mask paths."""
+    """Write `<output_dir>/<image stem>.png` for every image in `input_dir`; returns the mask paths.
+
+    Existing files are replaced only with `overwrite`; `output_dir` may never be `input_dir`.
+    """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not input_dir.is_dir():
         raise FileNotFoundError(f"input folder {input_dir} does not exist")
@@ -75,11 +79,15 @@ def predict_folder(
     duplicates = sorted({stem for stem in stems if stems.count(stem) > 1})
     if duplicates:
         raise UsageError(f"{input_dir}: several images share the name {duplicates[0]!r}; their masks would overwrite each other")
+    suffixes = (".png", "_overlay.png") if overlay else (".png",)
+    check_output_folder(input_dir, output_dir, [output_dir / f"{stem}{suffix}" for stem in stems for suffix in suffixes], overwrite)
     loaded = load_weights(weights, model_name)
     settings = resolve_settings(loaded.preprocessing, resolution, normalization, eval_policy)
     torch_device = resolve_device(device)
     model = loaded.model.to(torch_device)
     in_channels = model.usemabench_spec["in_channels"]
+    if resolution is not None:
+        check_resolution(model, settings, torch_device)
     written = []
     for path in tqdm(images, desc="predict", disable=not progress):
         raw = read_image(path)
@@ -89,6 +97,32 @@ def predict_folder(
         if overlay:
             write_png(output_dir / f"{path.stem}_overlay.png", overlay_image(display_image(image), labels))
     return written
+
+
+def check_output_folder(input_dir: Path, output_dir: Path, targets: list[Path], overwrite: bool) -> None:
+    """Refuse, before any work, to write over the user's files: masks are named like the images they segment."""
+    if output_dir.resolve() == input_dir.resolve():
+        raise UsageError(f"output folder {output_dir} is the input folder: the masks would replace the images; choose another folder")
+    existing = [path.name for path in targets if path.exists()]
+    if existing and not overwrite:
+        listed = ", ".join(existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise UsageError(f"{output_dir} already holds {len(existing)} of the files to write ({listed}); pass --force to replace them")
+
+
+def check_resolution(model: torch.nn.Module, settings: PredictSettings, device: torch.device) -> None:
+    """One forward of a blank image at --resolution, so that a size the model cannot take (its bottleneck would be
+    1x1, or not divisible as it requires) is reported naming the option, before any mask is written."""
+    height, width = settings.resolution
+    blank = torch.zeros(model.usemabench_spec["in_channels"], height, width)
+    try:
+        predict_logits(model, blank, settings.resolution, settings.eval_policy, device)
+    except ValueError as error:
+        info = model.usemabench_info
+        divisor = getattr(model, "size_divisor", info.size_divisor)
+        padded = info.size_policy == "pad" and min(height, width) <= divisor
+        hint = f"; it pads inputs to a multiple of {divisor}, so try more than {divisor}" if padded else ""
+        name = model.usemabench_spec["name"]
+        raise UsageError(f"--resolution {height}: model {name!r} cannot take a {height}x{width} input ({error}){hint}") from error
 
 
 def overlay_image(image: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -13,8 +13,11 @@ import fnmatch
 import importlib
 import importlib.metadata
 import importlib.util
+import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -132,11 +135,30 @@ def _ensure_loaded() -> None:
 
 
 def import_model_module(module_name: str) -> None:
-    """Import a user's module so that its `@register_model` decorators run (the `--model-module` option)."""
+    """Import a user's module so that its `@register_model` decorators run (the `--model-module` option).
+
+    `module_name` is a module (`my_models`, `pkg.models`) or a path to a `.py` file. Modules are also looked
+    up in the current folder, as under `python -m`: the `usemabench` console script does not put it on sys.path.
+    """
     try:
-        importlib.import_module(module_name)
+        if module_name.endswith(".py"):
+            _import_file(Path(module_name))
+        else:
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            importlib.import_module(module_name)
     except ImportError as error:
         raise ImportError(f"--model-module {module_name!r} could not be imported: {error}") from error
+
+
+def _import_file(path: Path) -> None:
+    """Run a `.py` file as the module named by its stem (registered in sys.modules, as an import would)."""
+    if not path.is_file():
+        raise ImportError(f"no such file {path}")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
 
 
 def list_models(pattern: str | None = None, family: str | None = None) -> list[str]:
