@@ -55,6 +55,15 @@ def test_missing_data_folder_names_where_it_looked(tmp_path: Path, monkeypatch: 
         SegmentationDataset("kvasir_seg", "test")
 
 
+@pytest.mark.parametrize("value", ["/nonexistent/path", "./missing", "~/missing"])
+def test_a_missing_folder_path_is_not_called_an_unknown_name(value: str, tmp_path: Path, capsys):
+    argv = ["run", "--model", "nnunet_small", "--dataset", value, "--runs-dir", str(tmp_path / "runs"),
+            "--records-dir", str(tmp_path / "records")]
+    assert main(argv) == 1
+    error = capsys.readouterr().err
+    assert f"dataset folder not found: {value}" in error and "unknown dataset" not in error
+
+
 def test_list_command_shows_every_dataset(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("USEMABENCH_DATA", str(tmp_path))
     assert main(["datasets"]) == 0

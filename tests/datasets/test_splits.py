@@ -112,3 +112,20 @@ def test_split_command_writes_a_new_file(folder_dataset, tmp_path, capsys):
     assert [len(split.splits[name]) for name in ("train", "val", "test")] == [3, 1, 2]
     assert main(["datasets", "split", f"folder:{folder_dataset}", "--out", str(out)]) == 1
     assert "split file exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("option", "value"), [("--val", "2.5"), ("--val", "1.0"), ("--test", "-1"), ("--seed", "-1")])
+def test_split_command_refuses_a_share_or_seed_it_cannot_mean(option, value, folder_dataset, tmp_path, capsys):
+    out = tmp_path / "custom.json"
+    with pytest.raises(SystemExit):
+        main(["datasets", "split", f"folder:{folder_dataset}", "--out", str(out), option, value])
+    error = capsys.readouterr().err
+    assert f"argument {option}: " in error and f"'{value}'" in error and not out.exists()
+
+
+def test_a_split_with_no_training_case_is_refused(folder_dataset, tmp_path, capsys):
+    with pytest.raises(DatasetError, match="leave no training case"):
+        make_splits([f"c{i}" for i in range(4)], val=3, test=1)
+    out = tmp_path / "custom.json"
+    assert main(["datasets", "split", f"folder:{folder_dataset}", "--out", str(out), "--val", "0.5", "--test", "3"]) == 1
+    assert "val 0.5 and test 3 leave no training case" in capsys.readouterr().err and not out.exists()

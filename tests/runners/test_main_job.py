@@ -7,6 +7,7 @@ import pytest
 import usemabench.runners.main_job as main_job
 from usemabench.cli import main
 from usemabench.leaderboard.records import read_records
+from usemabench.runners.protocol import load_protocol
 
 
 def test_main_job_trains_evaluates_profiles_and_builds_the_leaderboard(blob_folder, tiny_protocol_file, tmp_path, monkeypatch, capsys):
@@ -21,6 +22,7 @@ def test_main_job_trains_evaluates_profiles_and_builds_the_leaderboard(blob_fold
     assert main(argv) == 0
     output = capsys.readouterr().out
     assert "model 'not_a_registered_model' is not registered; skipped" in output
+    assert "trained and evaluated 1 models, skipped 0 whose records exist" in output
     assert "GMACs" in output  # the profiler's summary line
     records, skipped = read_records(tmp_path / "leaderboard" / "records")
     assert not skipped
@@ -33,6 +35,7 @@ def test_main_job_trains_evaluates_profiles_and_builds_the_leaderboard(blob_fold
     assert main(argv) == 0
     output = capsys.readouterr().out
     assert "(record exists)" in output and "GMACs" not in output
+    assert "trained and evaluated 0 models, skipped 1 whose records exist" in output
     assert len(read_records(tmp_path / "leaderboard" / "records")[0]) == 3
 
 
@@ -43,3 +46,12 @@ def test_a_failed_or_oom_profile_fails_the_main_job(status, code, tmp_path, monk
     monkeypatch.setattr(main_job, "profile_sweep", lambda *args, **kwargs: [{"status": status}])
     monkeypatch.setattr(main_job, "build_leaderboard", lambda *args: None)
     assert main_job.run_main_job(tmp_path / "runs", tmp_path / "records", device="cpu", log=lambda line: None) == code
+
+
+def test_the_profile_plan_covers_the_training_resolution_in_both_modes(tmp_path, monkeypatch):
+    """The leaderboard's MACs and latency come from the inference profile at the training resolution."""
+    calls = []
+    monkeypatch.setattr(main_job, "profile_sweep", lambda models, sides, modes, **kwargs: calls.append((modes, sides)) or [])
+    main_job.profile_models(["nnunet_small"], tmp_path / "profile", "cpu", log=lambda line: None)
+    side = load_protocol(main_job.PROTOCOL).resolution[0]
+    assert {mode for modes, sides in calls for mode in modes if side in sides} == {"infer", "train"}

@@ -162,3 +162,10 @@ def test_run_without_a_model_refuses_the_options_of_one_experiment(options, name
     monkeypatch.setattr(main_job, "run_main_job", lambda **kwargs: pytest.fail("the main job ran"))
     assert main(["run", *options]) == 1
     assert named in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["run", "--model", MODEL, "--seed", "-1"], ["sweep", "--models", MODEL, "--seeds", "0,-1"]])
+def test_a_negative_seed_is_refused(argv, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main([*argv, "--runs-dir", str(tmp_path / "runs"), "--records-dir", str(tmp_path / "records"), "--device", "cpu"])
+    assert "a seed is a whole number >= 0, got '-1'" in capsys.readouterr().err

@@ -55,3 +55,14 @@ def test_slurm_submission_through_submitit(blob_folder, tiny_protocol_file, tmp_
     assert [item.status for item in items] == ["submitted"]
     evals, _ = read_records(tmp_path / "records", kind="eval")
     assert [record["status"] for record in evals] == ["ok"]
+
+
+def test_unknown_models_and_datasets_stop_the_sweep_before_anything_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(experiment, "train", lambda *args, **kwargs: pytest.fail("a combination ran"))
+    argv = ["sweep", "--models", "nnunet_small,not_a_model", "--datasets", "synthetic,folder:/nonexistent,/nonexistent/x",
+            "--seeds", "0", "--runs-dir", str(tmp_path / "runs"), "--records-dir", str(tmp_path / "records"), "--device", "cpu"]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "sweep not started: unknown model 'not_a_model'" in captured.err
+    assert "/nonexistent: dataset folder not found" in captured.err and "dataset folder not found: /nonexistent/x" in captured.err
+    assert not (tmp_path / "records").exists()

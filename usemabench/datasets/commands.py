@@ -12,6 +12,7 @@ from usemabench.datasets.splits import check_split_matches_data, generate_split_
 from usemabench.datasets.sources import SourceURI
 from usemabench.datasets.locations import expand_data_placeholder
 from usemabench.datasets.verify import verify_cases
+from usemabench.runners.commands import seed_value
 from usemabench.text_table import format_table
 
 
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     split = commands.add_parser("split", help="write a new seeded split file (never overwrites without --force)")
     split.add_argument("source", help="registered name, source URI or folder path")
     split.add_argument("--out", default=None, help="split file to write (default: the dataset's split file)")
-    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--seed", type=seed_value, default=0)
     split.add_argument("--val", type=_share, default=0.1, help="validation share: a fraction (0.1) or a count (16)")
     split.add_argument(
         "--test", type=_share, default=0.1, help="test share: a fraction or a count (ignored where the data has a test source)"
@@ -57,10 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _share(text: str) -> float | int:
+    """A fraction in (0, 1) or a whole count >= 0; anything else (2.5, 1.0, -3) would silently mean another split."""
     try:
-        return float(text) if "." in text else int(text)
+        share = float(text) if "." in text else int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a fraction nor a count") from None
+        share = -1
+    if (0 < share < 1) if isinstance(share, float) else share >= 0:
+        return share
+    raise argparse.ArgumentTypeError(f"{text!r} is neither a fraction in (0, 1) nor a whole count of cases")
 
 
 def _data_status(spec: DatasetSpec) -> str:

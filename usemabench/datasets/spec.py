@@ -8,6 +8,7 @@ split file fixes train/val/test, and how evaluation reaches native resolution (`
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -146,6 +147,11 @@ def is_source_uri(text: str) -> bool:
     return text.split(":", 1)[0] in SOURCE_SCHEMES and ":" in text
 
 
+def _looks_like_path(text: str) -> bool:
+    """A value meant as a folder (registered names hold no separator): say it is missing, not that the name is unknown."""
+    return any(sep in text for sep in (os.sep, os.altsep) if sep) or text.startswith((".", "~"))
+
+
 def get_dataset_spec(name_or_uri: str | DatasetSpec, *, split_file: str | None = None) -> DatasetSpec:
     """A registered dataset by name, or an ad-hoc spec read from the data behind a source URI or folder path.
 
@@ -163,6 +169,8 @@ def get_dataset_spec(name_or_uri: str | DatasetSpec, *, split_file: str | None =
         from usemabench.datasets.inference import infer_spec
 
         return infer_spec(name_or_uri, split_file=split_file)
+    if _looks_like_path(name_or_uri):
+        raise DatasetError(f"dataset folder not found: {name_or_uri}")
     close = difflib.get_close_matches(name_or_uri, list(_REGISTRY), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else "."
     raise DatasetError(

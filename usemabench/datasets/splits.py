@@ -200,6 +200,11 @@ def make_splits(
         return splits
     n_val = 0 if fixed["val"] else min(_count(val, total, "val share"), len(pool))
     val_cases, train_cases = pool[len(pool) - n_val :], pool[: len(pool) - n_val]
+    if not train_cases:
+        raise DatasetError(
+            f"val {val!r} and test {test!r} leave no training case (val {len(fixed['val']) + n_val}, "
+            f"test {len(fixed['test']) + n_test}); give smaller shares"
+        )
     return {
         "train": sorted(train_cases, key=natural_key),
         "val": sorted(fixed["val"] + val_cases, key=natural_key),

@@ -29,11 +29,19 @@ def _comma_list(text: str) -> list[str]:
     return items
 
 
-def _seeds(text: str) -> list[int]:
+def seed_value(text: str) -> int:
+    """A seed as given on any command line: a whole number >= 0 (a negative one is a typo, not a seed)."""
     try:
-        return [int(item) for item in _comma_list(text)]
+        seed = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds must be integers, got {text!r}") from None
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number >= 0, got {text!r}")
+    return seed
+
+
+def _seeds(text: str) -> list[int]:
+    return [seed_value(item) for item in _comma_list(text)]
 
 
 def _setting(text: str) -> tuple[str, object]:
@@ -68,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser = subparsers.add_parser(name, help=text, description=text)
         parser.add_argument("--model", default=None, help="registered model name (see `usemabench models`)")
         parser.add_argument("--dataset", default=None, help="registered dataset or source URI / folder (default: synthetic)")
-        parser.add_argument("--seed", type=int, default=None, help=f"default: {DEFAULT_SEED}")
+        parser.add_argument("--seed", type=seed_value, default=None, help=f"default: {DEFAULT_SEED}")
         parser.add_argument("--model-config", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                             help="override the model's config (JSON values), repeatable")
         _add_run_options(parser)

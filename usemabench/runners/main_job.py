@@ -19,6 +19,7 @@ from usemabench.runners import defaults
 from usemabench.runners.experiment import ExperimentRequest
 from usemabench.runners.precision import resolve_device
 from usemabench.runners.profile import profile_sweep
+from usemabench.runners.protocol import load_protocol
 from usemabench.runners.sweep import combinations, run_sweep
 from usemabench.zoo.registry import get_model_info, list_models
 
@@ -27,9 +28,9 @@ DEFAULT_FAMILY_MODELS = ("usema_t", "nnunet", "umamba_bot", "transunet")
 DATASET = "synthetic"
 PROTOCOL = "quick"
 SEED = 0
-# Inference across sizes for the scaling charts; one training step at the quick protocol's resolution
-# for the leaderboard's training-memory column.
-PROFILE_PLAN = {"infer": (64, 128, 256), "train": (96,)}
+# Inference across sizes for the scaling charts. The leaderboard's MACs, latency and training-memory columns
+# read the profiles at the training resolution, so profile_plan adds it to both modes.
+PROFILE_PLAN = {"infer": (64, 128, 256), "train": ()}
 PROFILE_SETTINGS = {"repeats": 5, "warmup": 2, "batch": 1}
 
 
@@ -43,6 +44,12 @@ def default_models(log: Callable[[str], None] = print) -> list[str]:
             continue
         models.append(get_model_info(name).test_variant or name)
     return models
+
+
+def profile_plan() -> dict[str, tuple[int, ...]]:
+    """PROFILE_PLAN plus PROTOCOL's training resolution in each mode: without it the leaderboard's cost columns stay empty."""
+    side = load_protocol(PROTOCOL).resolution[0]
+    return {mode: tuple(sorted({*sides, side})) for mode, sides in PROFILE_PLAN.items()}
 
 
 def run_main_job(
@@ -66,7 +73,9 @@ def run_main_job(
                                  records_dir=Path(records_dir), device=device, progress=progress)
     items = run_sweep(combinations(models, [DATASET], [SEED], template), log=log)
     failed = [item for item in items if item.status not in ("ok", "skipped")]
-    log(f"main job: trained and evaluated {len(models)} models ({time.perf_counter() - started:.0f} s)")
+    skipped = sum(item.status == "skipped" for item in items)
+    log(f"main job: trained and evaluated {len(items) - skipped} models, skipped {skipped} whose records exist "
+        f"({time.perf_counter() - started:.0f} s)")
     profiles = profile_models(models, Path(records_dir) / "profile", device, log)
     failed_profiles = [record for record in profiles if record["status"] in ("failed", "oom")]
     log(f"main job: profiled ({time.perf_counter() - started:.0f} s)")
@@ -76,7 +85,7 @@ def run_main_job(
 
 
 def profile_models(models: list[str], records_dir: Path, device: str, log: Callable[[str], None]) -> list[dict]:
-    """The new profile records of PROFILE_PLAN for each model; those already recorded on this device are skipped."""
+    """The new profile records of profile_plan() for each model; those already recorded on this device are skipped."""
     spec = get_dataset_spec(DATASET)
     channels = {"in_channels": spec.in_channels, "num_classes": spec.num_classes}
     here = device_name(str(resolve_device(device)))
@@ -91,7 +100,7 @@ def profile_models(models: list[str], records_dir: Path, device: str, log: Calla
     made = []
     for name in models:
         config_hash = model_entry(name, {**channels, **get_model_info(name).default_config})["config_hash"]
-        for mode, sides in PROFILE_PLAN.items():
+        for mode, sides in profile_plan().items():
             missing = [side for side in sides if (config_hash, (side, side), mode) not in existing]
             if missing:
                 made += profile_sweep([name], missing, modes=(mode,), records_dir=records_dir, log=log, device=device,

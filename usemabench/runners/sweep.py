@@ -2,8 +2,9 @@
 
 A combination is skipped when an eval record with status `ok` for the same model, dataset, protocol
 (name and hash) and seed is already in `records_dir`; a failed one is run again (its run folder resumes
-where it stopped). A failing combination is recorded as such (`run_experiment` writes the failure
-records) and the sweep goes on. With `--slurm`, each combination is one job submitted through
+where it stopped). Unknown models and datasets stop the sweep before anything runs, all named in one
+error, so that a typo never leaves half a grid. A failing combination is recorded as such
+(`run_experiment` writes the failure records) and the sweep goes on. With `--slurm`, each combination is one job submitted through
 `submitit`; jobs write their records themselves, so `usemabench sweep` can be rerun to fill gaps.
 """
 
@@ -15,8 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from usemabench.datasets import get_dataset_spec
+from usemabench.datasets import DatasetError, get_dataset_spec
 from usemabench.leaderboard.records import read_records
+from usemabench.runners.errors import UsageError, registered_model
 from usemabench.runners.experiment import ExperimentOutcome, ExperimentRequest, run_experiment
 from usemabench.runners.protocol import load_protocol
 
@@ -51,6 +53,23 @@ def _done(request: ExperimentRequest, finished: set, protocol_name: str) -> bool
     return (request.model, get_dataset_spec(request.dataset).name, protocol_name, request.seed) in finished
 
 
+def check_requests(requests: Sequence[ExperimentRequest]) -> None:
+    """Refuse the sweep, naming every unknown model and dataset: found mid-sweep, one would stop a partial grid."""
+    problems = []
+    for model in dict.fromkeys(request.model for request in requests):
+        try:
+            registered_model(model)
+        except UsageError as error:
+            problems.append(str(error).rstrip("."))
+    for dataset in dict.fromkeys(request.dataset for request in requests):
+        try:
+            get_dataset_spec(dataset)
+        except DatasetError as error:
+            problems.append(str(error))
+    if problems:
+        raise UsageError(f"sweep not started: {'; '.join(problems)}")
+
+
 def run_sweep(
     requests: Sequence[ExperimentRequest],
     *,
@@ -58,6 +77,7 @@ def run_sweep(
     log: Callable[[str], None] = print,
 ) -> list[SweepItem]:
     """Run (or submit) every request not already done; never stops at a failing one."""
+    check_requests(requests)
     items: list[SweepItem] = []
     pending: list[ExperimentRequest] = []
     finished: dict[tuple[Path, str], set] = {}
