@@ -5,6 +5,9 @@ No timing asserts: latencies are only checked to be present and positive.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import Tensor, nn
@@ -66,6 +69,18 @@ def test_cpu_allocation_peak_sees_what_a_step_holds_at_once() -> None:
         del third
 
     assert cpu_allocation_peak(step) == 8 * 2**20
+
+
+def test_the_cpu_profiler_leaves_stderr_clean() -> None:
+    """Kineto's start/stop lines and CPU-only device errors read as failures in every profile's output."""
+    code = (
+        "import os, torch; os.environ.pop('KINETO_LOG_LEVEL', None)\n"
+        "from usemabench.runners.profile import cpu_allocation_peak\n"
+        "assert cpu_allocation_peak(lambda: torch.ones(1024).sum()) > 0\n"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert child.stderr == "", child.stderr[-2000:]
 
 
 def test_latency_summary() -> None:

@@ -131,9 +131,19 @@ def _state_tensors(model: nn.Module, step: Step, extra: Sequence[torch.Tensor]) 
     yield from extra
 
 
+def cpu_op_profiler(**options) -> torch.profiler.profile:
+    """torch.profiler over CPU ops, without Kineto's log lines on stderr.
+
+    Kineto prints a start and a stop line per use and, on a machine without a GPU, "gpuGetDeviceCount failed":
+    dozens of lines per profile that read as failures. Level 6 silences them; a KINETO_LOG_LEVEL the user set wins.
+    """
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
+    return torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], **options)
+
+
 def cpu_allocation_peak(step: Callable[[], None]) -> int:
     """Peak of (bytes allocated - bytes freed) by PyTorch's CPU allocator during `step`, from profiler events."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as profiler:
+    with cpu_op_profiler(profile_memory=True) as profiler:
         step()
     with tempfile.TemporaryDirectory() as folder:
         trace_path = Path(folder) / "trace.json"
@@ -225,7 +235,7 @@ _SDPA_KERNELS = {
 
 def observed_sdpa_kernels(forward: Callable[[], None]) -> list[str]:
     """The scaled-dot-product-attention kernels one call dispatches, from the profiler's op names."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+    with cpu_op_profiler() as profiler:
         forward()
     names = {event.name.removeprefix("aten::") for event in profiler.events()}
     return sorted({kernel for op, kernel in _SDPA_KERNELS.items() if op in names})
