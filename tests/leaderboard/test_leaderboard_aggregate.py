@@ -142,6 +142,18 @@ def test_profile_variants_are_separate_series_and_leaderboard_costs_use_the_defa
     assert row["macs"] == pytest.approx(MODEL_COSTS["usema_s"][1] * RESOLUTION**2)
 
 
+def test_profiles_at_another_batch_draw_their_own_series(fabricated_records, tmp_path):
+    records = shutil.copytree(fabricated_records, tmp_path / "records")
+    source = next(path for path in (records / "profiles").glob("profile_usema_s_64x64_*.json")
+                  if json.loads(path.read_text())["cost"]["mode"] == "infer")  # fmt: skip
+    record = json.loads(source.read_text())
+    record["cost"]["batch"] = 16
+    (records / "profiles" / "batch16.json").write_text(json.dumps(record))
+    costs = aggregate(load_records(records)).costs
+    infer_64 = costs[costs["mode"].eq("infer") & costs["pixels"].eq(RESOLUTION**2) & costs["model"].eq("usema_s")]
+    assert sorted(infer_64["series"]) == ["usema_s", "usema_s [batch 16]"]
+
+
 def _rewrite(paths, change) -> None:
     """Apply `change` to the JSON record at each path, in place."""
     for path in paths:

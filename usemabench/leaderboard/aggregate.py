@@ -183,11 +183,20 @@ def _run_status(eval_row: pd.Series | None, train_row: pd.Series | None) -> tupl
     return "missing", ""
 
 
+def _series_label(model: str, variant: str, batch: object) -> str:
+    """The model, plus its variant and a batch other than 1: what one chart line measures."""
+    tags = [variant] if variant else []
+    if isinstance(batch, (int, float)) and not pd.isna(batch) and batch != 1:
+        tags.append(f"batch {int(batch)}")
+    return f"{model} [{', '.join(tags)}]" if tags else model
+
+
 def profile_costs(record_set: RecordSet) -> pd.DataFrame:
     """One profile per (model, variant, resolution, device, precision, mode, batch), sorted for display.
 
     `series` names what a chart line or table row shows: the model, plus its variant when the profiler
-    timed it a non-default way (e.g. full attention with plain matmul, "sdpa-math").
+    timed it a non-default way (e.g. full attention with plain matmul, "sdpa-math") and its batch when that
+    is not 1, so profiles at another batch size draw their own line.
     """
     profiles = record_set.profiles
     if profiles.empty:
@@ -197,7 +206,7 @@ def profile_costs(record_set: RecordSet) -> pd.DataFrame:
     for column in ("device", "precision", "mode"):
         frame[column] = frame[column].map(lambda value: value if isinstance(value, str) and value else "unknown")
     frame["variant"] = frame["variant"].map(lambda value: value if isinstance(value, str) else "")
-    frame["series"] = [f"{model} [{variant}]" if variant else model for model, variant in zip(frame["model"], frame["variant"])]
+    frame["series"] = [_series_label(*row) for row in zip(frame["model"], frame["variant"], frame["batch"])]
     frame["pixels"] = frame["resolution"].map(lambda side: side[0] * side[1])
     key = ["model", "variant", "resolution", "device", "precision", "mode", "batch"]
     frame["_key"] = frame[key].astype(str).agg("|".join, axis=1)
