@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+import usemabench.zoo.registry as registry
 
 SHARED_DATA = Path(os.environ.get("USEMABENCH_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")).resolve()
 
@@ -26,3 +29,30 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real datasets not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+USER_MODULE = '''
+from torch import nn
+from usemabench import register_model
+
+@register_model(family="cnn", paper="My paper, 2026", config=dict(width=4), name="{name}")
+def builder(in_channels, num_classes, width):
+    """A user's model, registered from the module given to --model-module."""
+    return nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.Conv2d(width, num_classes, 1))
+'''
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    """Write `<tmp_path>/<name>.py`; sys.path, sys.modules and the registry are restored afterwards."""
+    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if entry not in ("", str(tmp_path))])
+    monkeypatch.setattr(sys, "modules", dict(sys.modules))
+    registry.list_models()  # load the built-in models before copying the registry
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    def write(name: str) -> Path:
+        path = tmp_path / f"{name}.py"
+        path.write_text(USER_MODULE.format(name=name))
+        return path
+
+    return write

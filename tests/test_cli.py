@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 import usemabench.runners.commands as commands
-import usemabench.zoo.registry as registry
 from usemabench.cli import main
 from usemabench.runners.checkpoint import CheckpointError
 from usemabench.runners.errors import UsageError
@@ -38,33 +34,6 @@ def test_bad_input_is_one_line(error, monkeypatch, capsys):
 def test_a_device_name_torch_does_not_know_is_bad_input(tmp_path, capsys):
     assert main(["run", "--model", "nnunet_small", "--device", "gpu", "--records-dir", str(tmp_path)]) == 1
     assert "device 'gpu': Expected one of cpu, cuda" in capsys.readouterr().err
-
-
-USER_MODULE = '''
-from torch import nn
-from usemabench import register_model
-
-@register_model(family="cnn", paper="My paper, 2026", config=dict(width=4), name="{name}")
-def builder(in_channels, num_classes, width):
-    """A user's model, registered from the module given to --model-module."""
-    return nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.Conv2d(width, num_classes, 1))
-'''
-
-
-@pytest.fixture
-def user_module(tmp_path, monkeypatch):
-    """Write `<tmp_path>/<name>.py`; sys.path, sys.modules and the registry are restored afterwards."""
-    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if entry not in ("", str(tmp_path))])
-    monkeypatch.setattr(sys, "modules", dict(sys.modules))
-    registry.list_models()  # load the built-in models before copying the registry
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-
-    def write(name: str) -> Path:
-        path = tmp_path / f"{name}.py"
-        path.write_text(USER_MODULE.format(name=name))
-        return path
-
-    return write
 
 
 def test_model_module_is_found_in_the_current_folder(user_module, tmp_path, monkeypatch, capsys):

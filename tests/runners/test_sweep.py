@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 
 import usemabench.runners.experiment as experiment
+import usemabench.runners.sweep as sweep
+import usemabench.zoo.registry as registry
 from usemabench.cli import main
 from usemabench.leaderboard.records import read_records
 from usemabench.runners.experiment import ExperimentRequest
-from usemabench.runners.sweep import combinations, run_sweep
+from usemabench.runners.sweep import combinations, run_in_job, run_sweep
+from usemabench.zoo.registry import import_model_module
 
 
 def sweep_cli(blob_folder, protocol, tmp_path, seeds="0,1"):
@@ -55,6 +58,27 @@ def test_slurm_submission_through_submitit(blob_folder, tiny_protocol_file, tmp_
     assert [item.status for item in items] == ["submitted"]
     evals, _ = read_records(tmp_path / "records", kind="eval")
     assert [record["status"] for record in evals] == ["ok"]
+
+
+def test_slurm_jobs_import_the_users_model_modules(user_module, blob_folder, tiny_protocol_file, tmp_path, monkeypatch):
+    pytest.importorskip("submitit")
+    path = user_module("slurm_models_x1")
+    import_model_module(str(path))  # the submitting process knows the model (as `--model-module` makes it) ...
+    template = ExperimentRequest(model="slurm_models_x1", dataset=f"folder:{blob_folder}", protocol=str(tiny_protocol_file),
+                                 runs_dir=tmp_path / "runs", records_dir=tmp_path / "records", device="cpu", progress=False)
+    submitted = []
+
+    def fresh_process(request, modules):  # ... a job starts without it, as a new process on a node would
+        submitted.append(modules)
+        monkeypatch.delitem(registry._REGISTRY, "slurm_models_x1", raising=False)
+        return run_in_job(request, modules)
+
+    monkeypatch.setattr(sweep, "run_in_job", fresh_process)
+    slurm = {"folder": tmp_path / "slurm", "cluster": "debug", "timeout_min": 5, "model_modules": [str(path)]}
+    assert [item.status for item in run_sweep([template], slurm=slurm)] == ["submitted"]
+    assert submitted == [[str(path.resolve())]]
+    evals, _ = read_records(tmp_path / "records", kind="eval")
+    assert [(record["model"]["name"], record["status"]) for record in evals] == [("slurm_models_x1", "ok")]
 
 
 def test_unknown_models_and_datasets_stop_the_sweep_before_anything_runs(tmp_path, monkeypatch, capsys):

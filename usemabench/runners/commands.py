@@ -198,7 +198,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     slurm = None
     if args.slurm:
         slurm = {"folder": args.slurm_folder, "timeout_min": args.slurm_time, "gpus_per_node": args.slurm_gpus,
-                 "cpus_per_task": args.slurm_cpus}
+                 "cpus_per_task": args.slurm_cpus, "model_modules": args.model_module}
         if args.slurm_partition:
             slurm["slurm_partition"] = args.slurm_partition
     seeds = args.seeds if args.seeds is not None else list(load_protocol(template.protocol).seeds)

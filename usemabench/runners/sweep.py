@@ -5,7 +5,8 @@ A combination is skipped when an eval record with status `ok` for the same model
 where it stopped). Unknown models and datasets stop the sweep before anything runs, all named in one
 error, so that a typo never leaves half a grid. A failing combination is recorded as such
 (`run_experiment` writes the failure records) and the sweep goes on. With `--slurm`, each combination is one job submitted through
-`submitit`; jobs write their records themselves, so `usemabench sweep` can be rerun to fill gaps.
+`submitit`; jobs write their records themselves, so `usemabench sweep` can be rerun to fill gaps. A job is a
+fresh process: it imports the `--model-module`s again before it runs, so users' models work there too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from usemabench.leaderboard.records import read_records
 from usemabench.runners.errors import UsageError, registered_model
 from usemabench.runners.experiment import ExperimentOutcome, ExperimentRequest, run_experiment
 from usemabench.runners.protocol import load_protocol
+from usemabench.zoo.registry import import_model_module
 
 
 @dataclass(frozen=True)
@@ -111,25 +113,36 @@ def submit_to_slurm(
     folder: str | Path = "runs/slurm",
     log: Callable[[str], None] = print,
     cluster: str | None = None,
+    model_modules: Sequence[str] = (),
     **parameters: Any,
 ) -> list[SweepItem]:
     """One submitit job per request; `parameters` go to `executor.update_parameters` (timeout_min, slurm_partition, ...).
 
+    `model_modules` (the `--model-module` values) are imported in each job before it runs; `.py` paths are made
+    absolute here, module names are looked up in the job's working folder (on SLURM, where it was submitted).
     `cluster="debug"` runs the jobs in this process (submitit's debug executor), which is how it is tested.
     """
     import submitit  # lazy: only users with a cluster need it
 
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
     executor.update_parameters(**parameters)
+    modules = [str(Path(module).resolve()) if module.endswith(".py") else module for module in model_modules]
     items = []
     for request in requests:
         executor.update_parameters(name=f"usemabench-{request.model}-{request.seed}")
-        job = executor.submit(run_experiment, replace(request, progress=False))
+        job = executor.submit(run_in_job, replace(request, progress=False), modules)
         items.append(SweepItem(request, "submitted", str(job.job_id)))
         log(f"submit {_label(request)}: job {job.job_id}")
         if cluster == "debug":
             job.result()
     return items
+
+
+def run_in_job(request: ExperimentRequest, model_modules: Sequence[str]) -> ExperimentOutcome:
+    """What one SLURM job runs: the user's model modules, then the experiment."""
+    for module in model_modules:
+        import_model_module(module)
+    return run_experiment(request)
 
 
 def _label(request: ExperimentRequest) -> str:
