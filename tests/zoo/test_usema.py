@@ -57,6 +57,78 @@ def test_sema_mixer_equals_raster_reference_plus_lepe() -> None:
     torch.testing.assert_close(mixer(x, HEIGHT, WIDTH), attention + lepe)
 
 
+@pytest.mark.parametrize("v_projection,qk_scale", [(True, None), (False, 0.2), (True, 0.7)])
+def test_sema_mixer_options_equal_the_reference_on_projected_v_and_scaled_q(v_projection, qk_scale) -> None:
+    """v_projection: v = Linear(x), LePE on v; qk_scale s: softmax(s q.k) (the reference divides by sqrt(d))."""
+    mixer = SEMAAttention(16, 2, 4, backend="torch", v_projection=v_projection, qk_scale=qk_scale).double()
+    x = torch.randn(2, HEIGHT * WIDTH, 16, dtype=torch.float64)
+    q, k = mixer.qk(x).chunk(2, dim=-1)
+    v = mixer.v_proj(x) if v_projection else x
+    q = q * (qk_scale or 8**-0.5) * 8**0.5
+    heads = lambda t: t.reshape(2, -1, 2, 8).transpose(1, 2)  # noqa: E731
+    attention = (
+        reference_sema_attention(heads(q), heads(k), heads(v), HEIGHT, WIDTH, 4).transpose(1, 2).reshape(2, -1, 16)
+    )
+    lepe = mixer.lepe(v.transpose(1, 2).reshape(2, 16, HEIGHT, WIDTH)).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(mixer(x, HEIGHT, WIDTH), attention + lepe)
+
+
+@pytest.mark.parametrize("mixer", ["sema", "window", "full"])
+def test_qk_scale_at_the_default_value_changes_nothing_and_another_value_does(mixer: str) -> None:
+    default = build_token_mixer(mixer, 16, 2, 4).double()
+    same, other = (build_token_mixer(mixer, 16, 2, 4, qk_scale=scale).double() for scale in (8**-0.5, 0.05))
+    same.load_state_dict(default.state_dict()), other.load_state_dict(default.state_dict())
+    x = torch.randn(2, HEIGHT * WIDTH, 16, dtype=torch.float64)
+    expected = default(x, HEIGHT, WIDTH)
+    torch.testing.assert_close(same(x, HEIGHT, WIDTH), expected)
+    assert not torch.allclose(other(x, HEIGHT, WIDTH), expected)
+
+
+def test_full_attention_with_both_options_is_scaled_softmax_over_projected_v() -> None:
+    mixer = FullAttention(dim=8, num_heads=1, v_projection=True, qk_scale=0.3).double()
+    torch.nn.init.zeros_(mixer.lepe.weight), torch.nn.init.zeros_(mixer.lepe.bias)
+    x = torch.randn(1, 20, 8, dtype=torch.float64)
+    q, k = mixer.qk(x).chunk(2, dim=-1)
+    expected = (0.3 * q @ k.transpose(-2, -1)).softmax(-1) @ mixer.v_proj(x)
+    torch.testing.assert_close(mixer(x, 4, 5), expected)
+
+
+def test_qk_scale_is_refused_where_there_is_no_softmax() -> None:
+    with pytest.raises(ValueError, match="linear mixer has no softmax scale"):
+        build_token_mixer("linear", 16, 2, qk_scale=0.1)
+    with pytest.raises(ValueError, match="mean mixer has no q/k"):
+        build_token_mixer("mean", 16, 2, qk_scale=0.1)
+    with pytest.raises(ValueError, match="linear mixer has no softmax scale"):
+        create_model("usema_tiny_linear", qk_scale=0.1)
+
+
+def test_default_usema_keeps_its_parameters_and_v_projection_adds_one_linear_per_mixer() -> None:
+    """The options' defaults leave the registered model as it was (15,557,784 parameters, 211 state-dict
+    entries for usema_t, 1 in, 14 classes); v_projection adds dim^2 + dim per mixer (one per SEMA block)."""
+    parameters = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
+    with torch.device("meta"):
+        default = create_model("usema_t", in_channels=1, num_classes=14)
+        assert parameters(default) == 15_557_784
+        assert len(default.state_dict()) == 211 and not any("v_proj" in key for key in default.state_dict())
+        added = sum(width**2 + width for width in (128, 256, 512, 512))  # usema_t: SEMA blocks 1-1-2
+        for name in ("usema_t", "usema_t_full", "usema_t_linear", "usema_t_window", "usema_t_mean"):
+            baseline = create_model(name, in_channels=1, num_classes=14)
+            projected = create_model(name, in_channels=1, num_classes=14, v_projection=True)
+            assert parameters(projected) - parameters(baseline) == added, name
+            new_keys = set(projected.state_dict()) - set(baseline.state_dict())
+            assert len(new_keys) == 8 and all(".mixer.v_proj." in key for key in new_keys), name
+
+
+def test_default_qk_scale_gives_the_same_model_output() -> None:
+    torch.manual_seed(0)
+    default = create_model("usema_tiny", 1, 2).eval()
+    explicit = create_model("usema_tiny", 1, 2, qk_scale=32**-0.5).eval()
+    explicit.load_state_dict(default.state_dict())
+    x = torch.randn(1, 1, 48, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(explicit(x), default(x))
+
+
 def test_window_mixer_is_sema_without_the_mean() -> None:
     sema, window = build_token_mixer("sema", 16, 2, 4), build_token_mixer("window", 16, 2, 4)
     window.load_state_dict(sema.state_dict())

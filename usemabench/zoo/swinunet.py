@@ -16,6 +16,9 @@ Sizes: the reference builds its masks for one fixed `img_size` (224) and asserts
 Other multiples of 32 (patch 4 x three merges) are accepted: each block zero-pads its normalised map to
 a multiple of the window before the cyclic shift and crops after, the convention of the official Swin
 Transformer for detection/segmentation and of MONAI's SwinUNETR; inputs are padded to a multiple of 32.
+The padded tokens are not masked as keys (only the shift regions are), so they take part in attention:
+at power-of-two inputs no stage map is a multiple of 7 (at 256: 64, 32, 16, 8 -> 70, 35, 21, 14), and
+at 256 the 8x8 bottleneck is padded to 14x14, 132 of its 196 tokens padding.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """MONAI's UNETR and SwinUNETR run in 2D (`spatial_dims=2`).
 
 UNETR: Hatamizadeh et al., "UNETR: Transformers for 3D Medical Image Segmentation", WACV 2022. A ViT-B/16
-(12 layers, 768 wide, global attention over all 16x16 patches) whose layers 3, 6, 9 and 12 feed a
-convolutional decoder. SwinUNETR: Hatamizadeh et al., "Swin UNETR: Swin Transformers for Semantic
+(12 layers, 768 wide, global attention over all 16x16 patches) whose intermediate outputs feed a
+convolutional decoder: the skips are `hidden_states[3]`, `[6]`, `[9]` (0-based), i.e. the outputs of
+blocks 4, 7 and 10, plus the normed output of block 12. That is MONAI's indexing, one block later than the
+paper's z3, z6, z9; we keep MONAI's. SwinUNETR: Hatamizadeh et al., "Swin UNETR: Swin Transformers for Semantic
 Segmentation of Brain Tumors in MRI Images", BrainLes 2021: a Swin encoder (patch 2, window 7, shifted
 windows) with the same style of decoder. Reference code: Project-MONAI/MONAI `networks/nets/unetr.py`,
 `swin_unetr.py`; both papers are 3D, these are MONAI's own 2D instantiations.

@@ -70,7 +70,9 @@ class USEMA(nn.Module):
         stochastic-depth rate, over the SEMA blocks only; mlp_ratio: MLP width of those blocks over C;
         decoder_depth: residual blocks per decoder stage; upsample: "nearest" (+1x1 conv, U-Mamba) or
         "transposed" (nnU-Net); deep_supervision: in training, return every decoder stage's 1x1-head logits;
-        attention_backend: SEMA kernel (`layers.sema.BACKENDS`; "auto" is the torch backend).
+        attention_backend: SEMA kernel (`layers.sema.BACKENDS`; "auto" is the torch backend);
+        v_projection: v = Linear(block input) instead of the input itself (MLLA has none);
+        qk_scale: attention scale, None = 1/sqrt(head_dim) (softmax mixers only).
     Returns logits (B, num_classes, H, W); in training mode with deep supervision a list, full size first.
 
         >>> model = USEMA(1, 3, widths=(8, 16, 32, 64, 128), sema_depths=(0, 0, 1, 1, 1))
@@ -87,7 +89,7 @@ class USEMA(nn.Module):
         sema_depths: tuple[int, ...] = (0, 0, 1, 1, 2),
         placement: str = "enc",
         mixer: str = "sema",
-        head_dim: int = 32,
+        head_dim: int = 32,  # inferred: MLLA's head width
         window_size: int = 8,
         mlp_ratio: float = 4.0,
         drop_path_rate: float = 0.1,
@@ -95,6 +97,8 @@ class USEMA(nn.Module):
         upsample: str = "nearest",
         deep_supervision: bool = True,
         attention_backend: str = "auto",
+        v_projection: bool = False,
+        qk_scale: float | None = None,
     ) -> None:
         super().__init__()
         stages = len(widths)
@@ -161,6 +165,8 @@ class USEMA(nn.Module):
                     window_size=window_size,
                     mlp_ratio=mlp_ratio,
                     backend=attention_backend,
+                    v_projection=v_projection,
+                    qk_scale=qk_scale,
                 )
             )
 
@@ -194,9 +200,12 @@ RECONSTRUCTED = (
     "residual block skip: identity, or a bias-free 1x1 (strided) conv + InstanceNorm where the shape changes",
     "decoder: nearest x2 upsample + 1x1 conv, concat skip, one residual block; 1x1 deep-supervision heads",
     "drop path on SEMA blocks only, linear 0 -> 0.1/0.2/0.3 for t/s/b",
-    "SEMA: scale 1/sqrt(head_dim), no shifted windows, no relative position bias, window 8",
+    "SEMA: scale 1/sqrt(head_dim) (option qk_scale), no shifted windows, no relative position bias, window 8",
     "SEMA: maps not a multiple of the window padded, padded keys masked, padding left out of the mean",
-    "SEMA: head_dim 32 and v = block input without projection (from MLLA)",
+    "SEMA: head_dim 32 and v = block input without projection (from MLLA; option v_projection)",
+    "SEMA: a feature map no larger than one window gets plain full attention (with one window and masked "
+    "padding this is the same computation)",
+    "SEMA keeps the MLLA block and swaps only its attention (inferred)",
     "MLLA block without RoPE",
 )
 
@@ -214,6 +223,8 @@ SIZES = {
 }
 # A CPU-sized model with the same code paths, the test stand-in for the sizes above.
 TINY = dict(widths=(8, 16, 32, 64, 128), conv_depths=(1, 1, 1, 1, 1), sema_depths=(0, 0, 1, 1, 1), drop_path_rate=0.1)
+# v_projection (False) and qk_scale (None) stay out of the registered config: adding keys would change the
+# config hash of every committed USEMA record without changing the model. Pass them as overrides.
 COMMON = dict(
     placement="enc",
     head_dim=32,

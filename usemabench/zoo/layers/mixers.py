@@ -4,7 +4,9 @@ The block is MLLA's macro block (Han et al., "Demystify Mamba in Vision: A Linea
 NeurIPS 2024; reference code LeapLabTHU/MLLA `models/mlla.py`); SEMA (arXiv 2506.08297) keeps it and swaps
 only the attention, which is our reading [inferred]. The mixers share one interface, `(B, N, C) tokens in
 raster order + (height, width) -> (B, N, C)`, and the attention ones the same parameters (a q/k projection
-C -> 2C, v = the input, LePE = depthwise 3x3 conv on v), so that an ablation changes nothing but the mixing:
+C -> 2C, v = the input, LePE = depthwise 3x3 conv on v), so that an ablation changes nothing but the mixing.
+Two of those choices are options: `v_projection` (v = Linear(x) instead of x; the mean mixer too) and
+`qk_scale` (None = 1/sqrt(head_dim); softmax mixers only, refused by linear and mean, which have no scale).
 
     sema    window softmax attention + mean of V (USEMA_SPEC.md)      window  window attention only
     full    global softmax attention (SDPA)                           mean    mean of V only (no q/k)
@@ -14,6 +16,8 @@ MLLA's RoPE on q and k is left out (USEMA_SPEC.md: optional, off by default) [re
 """
 
 from __future__ import annotations
+
+import math
 
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp
@@ -49,22 +53,42 @@ def _merge_heads(x: Tensor) -> Tensor:
 
 
 class _QKAttention(nn.Module):
-    """Shared parts of the attention mixers: q, k = Linear(x); v = x; output + LePE(v)."""
+    """Shared parts of the attention mixers: q, k = Linear(x); v = x (or Linear(x)); output + LePE(v).
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:
+    `qk_scale` (None: 1/sqrt(head_dim)) is applied by scaling q by qk_scale * sqrt(head_dim), so that every
+    kernel keeps its own default 1/sqrt(head_dim) and no kernel needs a scale argument.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        qkv_bias: bool = True,
+        v_projection: bool = False,
+        qk_scale: float | None = None,
+    ) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
-        self.dim, self.num_heads = dim, num_heads
+        self.dim, self.num_heads, self.qk_scale = dim, num_heads, qk_scale
         self.qk = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        # inferred: v = the input without a projection (MLLA); v_projection=True adds one
+        self.v_proj = nn.Linear(dim, dim, bias=qkv_bias) if v_projection else None
         self.lepe = depthwise_conv3x3(dim)
 
     def queries_and_keys(self, x: Tensor) -> tuple[Tensor, Tensor]:
         q, k = self.qk(x).chunk(2, dim=-1)
+        if self.qk_scale is not None:
+            q = q * (self.qk_scale * math.sqrt(self.dim // self.num_heads))
         return _split_heads(q, self.num_heads), _split_heads(k, self.num_heads)
 
+    def values(self, x: Tensor) -> Tensor:
+        """v as (B, N, C) tokens: x itself, or its projection with `v_projection`."""
+        return x if self.v_proj is None else self.v_proj(x)
+
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, num_heads={self.num_heads}"
+        options = f"v_projection={self.v_proj is not None}, qk_scale={self.qk_scale}"
+        return f"dim={self.dim}, num_heads={self.num_heads}, {options}"
 
 
 class SEMAAttention(_QKAttention):
@@ -82,15 +106,19 @@ class SEMAAttention(_QKAttention):
         with_mean: bool = True,
         backend: str = "auto",
         qkv_bias: bool = True,
+        v_projection: bool = False,
+        qk_scale: float | None = None,
     ) -> None:
-        super().__init__(dim, num_heads, qkv_bias)
+        super().__init__(dim, num_heads, qkv_bias, v_projection, qk_scale)
         self.window_size, self.with_mean, self.backend = window_size, with_mean, backend
 
     def forward(self, x: Tensor, height: int, width: int) -> Tensor:
-        lepe = _conv_on_tokens(self.lepe, x, height, width)
+        values = self.values(x)
+        lepe = _conv_on_tokens(self.lepe, values, height, width)
         windowed = to_window_major(x, height, width, self.window_size)
         q, k = self.queries_and_keys(windowed)
-        v = _split_heads(windowed, self.num_heads)
+        windowed_values = windowed if self.v_proj is None else to_window_major(values, height, width, self.window_size)
+        v = _split_heads(windowed_values, self.num_heads)
         out = sema_attention(
             q,
             k,
@@ -114,55 +142,84 @@ class FullAttention(_QKAttention):
 
     def forward(self, x: Tensor, height: int, width: int) -> Tensor:
         q, k = self.queries_and_keys(x)
+        values = self.values(x)
         # x is usually a channels-first feature map seen as tokens; the fused SDPA kernels (flash, cuDNN,
         # memory-efficient) need a unit stride on the head dimension and otherwise fall back to `math`.
-        v = _split_heads(x.contiguous(), self.num_heads)
+        v = _split_heads(values.contiguous(), self.num_heads)
         out = F.scaled_dot_product_attention(q, k, v)
-        return _merge_heads(out) + _conv_on_tokens(self.lepe, x, height, width)
+        return _merge_heads(out) + _conv_on_tokens(self.lepe, values, height, width)
 
 
 class LinearAttention(_QKAttention):
     """MLLA linear attention: phi = ELU + 1 on q and k, out_i = phi(q_i) S / (phi(q_i) . z), + LePE.
 
     S = sum_j phi(k_j) v_j^T / N and z = mean_j phi(k_j), as in MLLA (whose 1e-6 keeps the division finite).
+    There is no softmax scale here, so a `qk_scale` is refused rather than silently ignored.
     """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        qkv_bias: bool = True,
+        v_projection: bool = False,
+        qk_scale: float | None = None,
+    ) -> None:
+        if qk_scale is not None:
+            raise ValueError(f"the linear mixer has no softmax scale; qk_scale must be None, got {qk_scale}")
+        super().__init__(dim, num_heads, qkv_bias, v_projection)
 
     def forward(self, x: Tensor, height: int, width: int) -> Tensor:
         q, k = self.queries_and_keys(x)
         q, k = F.elu(q) + 1.0, F.elu(k) + 1.0
-        v = _split_heads(x, self.num_heads)
+        values = self.values(x)
+        v = _split_heads(values, self.num_heads)
         tokens = x.shape[1]
         normaliser = 1.0 / (q @ k.mean(dim=-2, keepdim=True).transpose(-2, -1) + 1e-6)
         state = (k.transpose(-2, -1) @ v) / tokens
         out = (q @ state) * normaliser
-        return _merge_heads(out) + _conv_on_tokens(self.lepe, x, height, width)
+        return _merge_heads(out) + _conv_on_tokens(self.lepe, values, height, width)
 
 
 class MeanMixer(nn.Module):
-    """SEMA's global term alone: the mean of v over all tokens, + LePE (no q/k projection)."""
+    """SEMA's global term alone: the mean of v over all tokens, + LePE(v) (no q/k, hence no `qk_scale`).
 
-    def __init__(self, dim: int) -> None:
+    `v_projection` gives v = Linear(x), as in the attention mixers, so the ablation keeps SEMA's v.
+    """
+
+    def __init__(self, dim: int, v_projection: bool = False) -> None:
         super().__init__()
+        self.v_proj = nn.Linear(dim, dim) if v_projection else None
         self.lepe = depthwise_conv3x3(dim)
 
     def forward(self, x: Tensor, height: int, width: int) -> Tensor:
-        return x.mean(dim=1, keepdim=True) + _conv_on_tokens(self.lepe, x, height, width)
+        values = x if self.v_proj is None else self.v_proj(x)
+        return values.mean(dim=1, keepdim=True) + _conv_on_tokens(self.lepe, values, height, width)
 
 
 def build_token_mixer(
-    name: str, dim: int, num_heads: int, window_size: int = 8, backend: str = "auto", qkv_bias: bool = True
+    name: str,
+    dim: int,
+    num_heads: int,
+    window_size: int = 8,
+    backend: str = "auto",
+    qkv_bias: bool = True,
+    v_projection: bool = False,
+    qk_scale: float | None = None,
 ) -> nn.Module:
-    """One of TOKEN_MIXERS by name."""
+    """One of TOKEN_MIXERS by name; `qk_scale` only for the softmax ones (sema, window, full)."""
     if name == "sema":
-        return SEMAAttention(dim, num_heads, window_size, True, backend, qkv_bias)
+        return SEMAAttention(dim, num_heads, window_size, True, backend, qkv_bias, v_projection, qk_scale)
     if name == "window":
-        return SEMAAttention(dim, num_heads, window_size, False, backend, qkv_bias)
+        return SEMAAttention(dim, num_heads, window_size, False, backend, qkv_bias, v_projection, qk_scale)
     if name == "full":
-        return FullAttention(dim, num_heads, qkv_bias)
+        return FullAttention(dim, num_heads, qkv_bias, v_projection, qk_scale)
     if name == "linear":
-        return LinearAttention(dim, num_heads, qkv_bias)
+        return LinearAttention(dim, num_heads, qkv_bias, v_projection, qk_scale)
     if name == "mean":
-        return MeanMixer(dim)
+        if qk_scale is not None:
+            raise ValueError(f"the mean mixer has no q/k; qk_scale must be None, got {qk_scale}")
+        return MeanMixer(dim, v_projection)
     raise ValueError(f"unknown token mixer {name!r}; choose one of {TOKEN_MIXERS}")
 
 
@@ -190,6 +247,8 @@ class MambaLikeBlock(nn.Module):
         drop_path: float = 0.0,
         backend: str = "auto",
         qkv_bias: bool = True,
+        v_projection: bool = False,
+        qk_scale: float | None = None,
     ) -> None:
         super().__init__()
         self.cpe1 = depthwise_conv3x3(dim)
@@ -198,7 +257,9 @@ class MambaLikeBlock(nn.Module):
         self.in_proj = nn.Linear(dim, dim)
         self.dwc = depthwise_conv3x3(dim)
         self.act = nn.SiLU()
-        self.mixer = build_token_mixer(mixer, dim, num_heads, window_size, backend, qkv_bias)
+        self.mixer = build_token_mixer(
+            mixer, dim, num_heads, window_size, backend, qkv_bias, v_projection, qk_scale
+        )
         self.out_proj = nn.Linear(dim, dim)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.cpe2 = depthwise_conv3x3(dim)
