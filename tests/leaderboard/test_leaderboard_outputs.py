@@ -47,3 +47,11 @@ def test_number_formats():
     assert display.mean_std(0.81234, float("nan")) == "0.812" and display.mean_std(0.8, 0.01) == "0.800 ± 0.010"
     assert display.p_value(0.0004) == "<0.001" and display.p_value(0.0312) == "0.031"
     assert display.key(np.int64(3)) == 3.0 and display.key(True) is None
+
+
+def test_headers_state_units_and_what_train_costs_count(built_outputs):
+    markdown = (built_outputs / "leaderboard" / "LEADERBOARD.md").read_text()
+    train = markdown.split("### NVIDIA H100 80GB HBM3 · bf16 · train")[1].split("###")[0]
+    infer = markdown.split("### NVIDIA H100 80GB HBM3 · bf16 · infer")[1].split("###")[0]
+    assert "| MACs (fwd+bwd) | FLOPs (fwd+bwd) |" in train and "| MACs | FLOPs |" in infer
+    assert "| HD95 px (seeds) | HD95 px (cases) |" in markdown

@@ -8,20 +8,74 @@ import pytest
 
 from usemabench.leaderboard.aggregate import aggregate
 from usemabench.leaderboard.store import load_records
-from usemabench.reports.benchmarks import bench_tables
-from usemabench.reports.figures import slug
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+from usemabench.reports import pareto
+from usemabench.reports.benchmarks import bench_tables, unavailable_note
+from usemabench.reports.figures import new_figure, slug
 from usemabench.reports.pareto import pareto_front
-from usemabench.reports.qualitative import choose_cases, find_sources
-from usemabench.reports.scaling import scaling_exponent
+from usemabench.reports.qualitative import absent_text, choose_cases, find_sources, pick_folder
+from usemabench.reports.scaling import draw_cost_panel, fit_height, fit_label, model_colors, scaling_exponent, split_points
 
 
 def test_scaling_exponent_recovers_power_laws():
     pixels = np.array([64, 128, 256, 512], dtype=float) ** 2
     assert scaling_exponent(pixels, 3.0 * pixels) == pytest.approx(1.0)
     assert scaling_exponent(pixels, 0.5 * pixels**2) == pytest.approx(2.0)
-    # non-positive and missing values are left out of the fit
-    assert scaling_exponent(pixels, np.array([np.nan, 0.0, 256.0**2, 512.0**2])) == pytest.approx(1.0)
+    # non-positive and missing values are left out of the fit, and under three sizes there is no exponent
+    assert scaling_exponent(pixels, np.array([np.nan, 128.0**2, 256.0**2, 512.0**2])) == pytest.approx(1.0)
+    assert math.isnan(scaling_exponent(pixels, np.array([np.nan, 0.0, 256.0**2, 512.0**2])))
     assert math.isnan(scaling_exponent(pixels[:1], pixels[:1]))
+
+
+def test_runs_that_were_not_ok_are_marked_never_fitted():
+    # An out-of-memory run whose MACs were counted (1e9, far off the line) must not bend the fit.
+    line = split_points("m", [1, 2, 4, 8, 16], [1.0, 2.0, 4.0, 1e9, np.nan], ["ok", "ok", "ok", "oom", "unsupported"])
+    assert line.sizes.tolist() == [1, 2, 4] and fit_label(line) == "m (α=1.00, n=3)"
+    assert [(point.size, point.status, point.counted) for point in line.not_ok] == [(8, "oom", True), (16, "unsupported", False)]
+    # an ok run without a value (a quantity it did not measure) is neither a point nor a marker
+    assert split_points("m", [1, 2], [1.0, np.nan], ["ok", "ok"]).sizes.tolist() == [1]
+    assert fit_label(split_points("two", [1, 2], [1.0, 2.0], ["ok", "ok"])) == "two (n=2)"
+
+
+def _drawn_panel():
+    figure = new_figure(6, 4)
+    axis = figure.subplots()
+    lines = [
+        split_points("a", [1, 2, 4, 8], [1.0, 2.0, 4.0, 8.0], ["ok", "ok", "ok", "oom"]),
+        split_points("b", [1, 2, 4, 8], [2.0, 4.0, np.nan, np.nan], ["ok", "ok", "failed", "oom"]),
+        split_points("c", [1, 2, 4, 8], [np.nan, 3.0, 6.0, np.nan], ["unsupported", "ok", "ok", "skipped"]),
+    ]
+    space = draw_cost_panel(axis, lines, model_colors(["a", "b", "c"]), "cost", "ms", "size")
+    fit_height(figure, [space])
+    return figure, axis, space
+
+
+def test_cost_panel_marks_each_kind_of_run_that_did_not_finish():
+    figure, axis, space = _drawn_panel()
+    labels = [text.get_text() for text in axis.get_legend().get_texts()]
+    assert labels == ["a (α=1.00, n=3)", "b (n=2)", "c (n=2)", "counted, not run (not fitted)", "not run: out of memory",
+                      "not run: unsupported", "not run: failed", "not run: skipped"]
+    assert space.strip_rows == 2  # b and c did not run at size 8: two stacked markers (a was counted)
+    assert axis.get_yscale() == "log" and axis.get_ylabel() == "ms (log)"
+    hollow = [line for line in axis.get_lines() if line.get_markerfacecolor() == "none"]
+    assert [tuple(line.get_xydata()[0]) for line in hollow] == [(8.0, 8.0)]
+
+
+def test_not_run_markers_sit_above_the_data_area_and_the_legend_below_it():
+    figure, axis, _ = _drawn_panel()
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    top, bottom = axis.get_window_extent(renderer).y1, axis.get_window_extent(renderer).y0
+    strip = [line for line in axis.get_lines() if not line.get_label().startswith(("a ", "b ", "c "))
+             and line.get_markerfacecolor() != "none"]
+    assert len(strip) == 4 and all(line.get_transform().transform(line.get_xydata())[0, 1] > top for line in strip)
+    assert axis.get_legend().get_window_extent(renderer).y1 < bottom
+    assert axis.title.get_window_extent(renderer).y0 > max(line.get_transform().transform(line.get_xydata())[0, 1] for line in strip)
+
+
+def test_unavailable_contenders_are_stated():
+    assert unavailable_note({"cuda": "mamba_ssm is not installed"}) == "not run on this machine: cuda (mamba_ssm is not installed)"
+    assert unavailable_note({}) == "" and unavailable_note(None) == ""
 
 
 def test_pareto_front_keeps_only_undominated_models():
@@ -66,3 +120,24 @@ def test_bench_results_are_read_in_both_layouts_and_unknown_ones_skipped():
     nested = {"op": {"sema": [{"grid": [64, 64], "time_ms": {"median": 1.0}}]}, "notes": "text"}
     assert bench_tables(nested)["op"][1]["sema"]["size"].tolist() == [4096.0]
     assert bench_tables({"images_per_s": 12.0, "runs": [{"workers": 2}]}) == {}
+
+
+def test_pareto_panels_name_the_models_they_lack(fabricated_records, tmp_path, monkeypatch):
+    toy = next(board for board in aggregate(load_records(fabricated_records)).groups if board.dataset == "toy")
+    toy.table.loc[toy.table["model"].eq("unet"), "latency_ms"] = np.nan
+    drawn = []
+    monkeypatch.setattr(pareto, "save_png", lambda figure, path: drawn.append(figure))
+    pareto.pareto_figure(toy, tmp_path / "pareto.png", model_colors(list(toy.table["model"])))
+    macs_axis, latency_axis = drawn[0].axes
+    assert "no latency on the training device: unet" in [text.get_text() for text in latency_axis.texts]
+    assert not any(text.get_text().startswith("no MACs") for text in macs_axis.texts)
+
+
+def test_missing_image_folders_are_named(tmp_path):
+    present = tmp_path / "run.images"
+    present.mkdir()
+    absent = tmp_path / "eval_model_dataset_seed0.labels"
+    assert absent_text(None) == "not saved" and absent_text(present) == "not saved"
+    assert absent_text(absent) == "missing:\neval_model_dataset_seed0.l\nabels"
+    assert pick_folder([None, absent, present]) == present and pick_folder([None, absent]) == absent
+    assert pick_folder([None]) is None

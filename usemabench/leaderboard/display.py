@@ -15,18 +15,26 @@ from usemabench.leaderboard.store import Problem
 
 MISSING = "–"
 CONVENTIONS = (
-    "Dice (seeds), HD95 (seeds): mean ± std over seeds of each run's mean over test cases and classes.",
-    "Dice (cases), HD95 (cases): mean ± std over test cases of the case score (mean over classes), each case "
-    "averaged over seeds first. Dice 95% CI: BCa bootstrap of the mean over cases (2000 resamples, seeded).",
+    "Dice (seeds), HD95 px (seeds): mean ± std over seeds of each run's mean over test cases and classes.",
+    "Dice (cases), HD95 px (cases): mean ± std over test cases of the case score (mean over classes), each case "
+    "averaged over seeds first. Dice 95% CI: BCa bootstrap of the mean over cases (2000 resamples, seeded). "
+    "HD95 in pixels (the evaluator's distance unit; the datasets carry no physical spacing).",
     "ΔDice: mean paired difference to the reference model over the cases both have, with its bootstrap CI; "
     "p (Holm): two-sided Wilcoxon signed-rank test over those cases, Holm-corrected across the models of a table.",
-    "params and MACs (multiply-accumulates for one image) at the training resolution; peak train memory from the "
-    "training run, else from a training-mode profile; latency: inference median from the profile records. Only "
-    "batch-1 profiles are used, and memory and latency only from profiles on the device and at the precision the "
-    "model was trained with.",
+    "params: of the trained model, from the training record (else from the profile). MACs (multiply-accumulates "
+    "of one forward pass of one image) and latency (inference median): from the batch-1 inference profile of the "
+    "architecture registered under the model's name, at the training resolution, matched by name, not by config "
+    "hash; that profile builds the model with its own in_channels and num_classes, so its first and last layers "
+    "may differ from the trained model's. Latency only from a profile on the device and at the precision the model "
+    "was trained with.",
+    "peak train memory: the training run's peak, at the protocol's batch size; else that of a batch-1 "
+    "training-mode profile on the training device and precision.",
     "Runs are pooled (one board, one row, one paired test) only when their protocol hash, split hash and model "
     "config hash agree; a name that covers several gets one board or row per hash, labelled [protocol …], "
-    "[split …] or [config …] with the hash's first characters (a [config …] row has no profile costs).",
+    "[split …] or [config …] with the hash's first characters (a [config …] row has no profile costs, as "
+    "profiles are matched by model name).",
+    "Cost tables (per device, precision and mode): in train mode, MACs and FLOPs count the forward and backward "
+    "pass of one image (fwd+bwd).",
     "rank: by Dice (seeds). Partial, failed, not evaluated and missing runs are listed with their reason, never dropped.",
 )
 
@@ -141,8 +149,8 @@ def leaderboard_table(board: GroupBoard) -> Table:
         Column("Dice (seeds)", lambda r: mean_std(r["dice_mean"], r["dice_std_seeds"]), lambda r: key(r["dice_mean"])),
         Column("Dice (cases)", lambda r: mean_std(r["dice_cases_mean"], r["dice_cases_std"]), lambda r: key(r["dice_cases_mean"])),
         Column("Dice 95% CI", lambda r: interval(r["dice_ci_low"], r["dice_ci_high"]), lambda r: key(r["dice_ci_low"])),
-        Column("HD95 (seeds)", lambda r: mean_std(r["hd95_mean"], r["hd95_std_seeds"], 2), lambda r: key(r["hd95_mean"])),
-        Column("HD95 (cases)", lambda r: mean_std(r["hd95_cases_mean"], r["hd95_cases_std"], 2), lambda r: key(r["hd95_cases_mean"])),
+        Column("HD95 px (seeds)", lambda r: mean_std(r["hd95_mean"], r["hd95_std_seeds"], 2), lambda r: key(r["hd95_mean"])),
+        Column("HD95 px (cases)", lambda r: mean_std(r["hd95_cases_mean"], r["hd95_cases_std"], 2), lambda r: key(r["hd95_cases_mean"])),
         Column(
             f"ΔDice vs {reference} [95% CI]",
             lambda r: signed_with_interval(r["delta_dice"], r["delta_dice_ci_low"], r["delta_dice_ci_high"]),
@@ -177,15 +185,21 @@ def runs_table(board: GroupBoard) -> Table:
     return render(board.runs, columns)
 
 
+def _counted_as(costs: pd.DataFrame) -> str:
+    """' (fwd+bwd)' for training-mode profiles, whose MACs and FLOPs count the backward pass too, else ''."""
+    return " (fwd+bwd)" if len(costs) and costs["mode"].eq("train").all() else ""
+
+
 def costs_table(costs: pd.DataFrame) -> Table:
+    counted_as = _counted_as(costs)
     columns = [
         Column("model", lambda r: r["series"], lambda r: r["series"], numeric=False),
         Column("resolution", lambda r: "×".join(map(str, r["resolution"])), lambda r: key(r["pixels"])),
         Column("batch", lambda r: number(r["batch"], 0), lambda r: key(r["batch"])),
         Column("status", lambda r: r["status"], lambda r: r["status"], numeric=False),
         Column("params", lambda r: count(r["params"]), lambda r: key(r["params"])),
-        Column("MACs", lambda r: count(r["macs"]), lambda r: key(r["macs"])),
-        Column("FLOPs", lambda r: count(r["flops"]), lambda r: key(r["flops"])),
+        Column(f"MACs{counted_as}", lambda r: count(r["macs"]), lambda r: key(r["macs"])),
+        Column(f"FLOPs{counted_as}", lambda r: count(r["flops"]), lambda r: key(r["flops"])),
         Column("peak memory", lambda r: memory(r["peak_memory_bytes"]), lambda r: key(r["peak_memory_bytes"])),
         Column("latency ms (IQR)", lambda r: milliseconds(r["latency_ms"], r["latency_iqr_ms"]), lambda r: key(r["latency_ms"])),
         Column("images/s", lambda r: number(r["throughput"], 1), lambda r: key(r["throughput"])),

@@ -3,7 +3,9 @@
 Bench records are free-form. This module reads their common layout, `metrics["results"]` as
 {contender: [point, ...]} or {table: {contender: [point, ...]}}, a point being {"tokens" | "length" |
 "grid": size, "time_ms": {"median": ...}, "peak_memory_mb": ..., "status": ...}. A record in another
-layout is still listed in the report, without a chart.
+layout is still listed in the report, without a chart. Points that are not ok are marked, not fitted (see
+`scaling`); when the bench row carries an `unavailable` column ({name: reason}, metrics.unavailable), those
+contenders, which have no points, are stated under the chart.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import pandas as pd
 
 from usemabench.leaderboard.fields import BENCH_MEMORY_KEY, BENCH_SIZE_KEYS, BENCH_TIME_PATH, lookup
 from usemabench.reports.figures import ReportFigure, new_figure, report_style, save_png, slug
-from usemabench.reports.scaling import Series, draw_cost_panel, model_colors
+from usemabench.reports.scaling import MIN_FIT_SIZES, draw_cost_panel, fit_height, model_colors, split_points
 
-PANELS = (("time_ms", "time (ms)"), ("memory_mb", "peak memory (MiB)"))
+PANELS = (("time_ms", "time", "ms"), ("memory_mb", "peak memory", "MiB"))  # (column, panel title, unit)
 Points = pd.DataFrame  # columns: size, time_ms, memory_mb, status
 
 
@@ -73,20 +75,29 @@ def bench_title(row: pd.Series) -> str:
     return " · ".join(str(part) for part in (name, row["device"], row["precision"], row["mode"]) if isinstance(part, str) and part)
 
 
+def unavailable_note(unavailable: object) -> str:
+    """The contenders a record could not run at all ({name: reason} in metrics.unavailable), which have no line."""
+    if not isinstance(unavailable, dict) or not unavailable:
+        return ""
+    return "not run on this machine: " + "; ".join(f"{name} ({reason})" for name, reason in sorted(unavailable.items()))
+
+
 def bench_figure(row: pd.Series, table: str, size_name: str, contenders: dict[str, Points], path: Path) -> ReportFigure:
     colors = model_colors(sorted(contenders))
+    note = unavailable_note(row.get("unavailable"))
     with report_style():
-        figure = new_figure(11, 4.2)
-        for axis, (column, label) in zip(figure.subplots(1, len(PANELS)), PANELS):
-            lines = []
-            for name, points in contenders.items():
-                measured = points[points[column].gt(0) & points["status"].eq("ok")]
-                failed = points[~points["status"].isin(["ok", "skipped"]) & ~points[column].gt(0)]
-                lines.append(Series(name, measured["size"].to_numpy(float), measured[column].to_numpy(float),
-                                    failed["size"].to_numpy(float)))
-            draw_cost_panel(axis, lines, colors, label, f"{size_name} (log)", "failed or out of memory")
+        figure = new_figure(11, 5, wspace=0.25)
+        spaces = []
+        for axis, (column, title, unit) in zip(figure.subplots(1, len(PANELS)), PANELS):
+            lines = [split_points(name, points["size"].to_numpy(float), points[column].to_numpy(float),
+                                  list(points["status"])) for name, points in contenders.items()]
+            spaces.append(draw_cost_panel(axis, lines, colors, title, unit, f"{size_name} (log)"))
+        fit_height(figure, spaces, note_lines=1 if note else 0)
+        if note:
+            figure.text(0.01, 0.01, note, fontsize=7)
         title = bench_title(row) + (f" · {table}" if table else "")
-        figure.suptitle(f"Benchmark: {title} (α: fitted exponent of {size_name})")
+        figure.suptitle(f"Benchmark: {title} (α: fitted exponent of {size_name}, ok points only, "
+                        f"shown with n ≥ {MIN_FIT_SIZES} sizes)")
         save_png(figure, path)
     return ReportFigure(path, f"Benchmark: {title}", ("bench", row["record_path"]))
 

@@ -13,11 +13,14 @@ from usemabench.leaderboard.aggregate import GroupBoard
 from usemabench.reports.figures import ReportFigure, label_log_axis, new_figure, report_style, save_png, slug
 
 
-# (column, axis label, text of an empty panel): latency counts only when timed on the device the model trained on.
+# (column, axis label, text of an empty panel, note before the models a panel lacks): latency counts only when
+# timed on the device the model trained on.
 COST_AXES = (
-    ("macs", "MACs at the training resolution", "no MACs profiled at the training resolution"),
-    ("latency_ms", "inference latency (ms)", "no inference latency profiled at the training resolution\non the device the models trained on"),
+    ("macs", "MACs at the training resolution", "no MACs profiled at the training resolution", "no MACs profiled"),
+    ("latency_ms", "inference latency (ms)", "no inference latency profiled at the training resolution\non the device the models trained on",
+     "no latency on the training device"),
 )
+NOTE_OFFSET_PT = 34  # below the panel's x label
 
 
 def pareto_front(costs: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -32,16 +35,24 @@ def pareto_front(costs: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return np.asarray(front, dtype=int)
 
 
+def note_unmeasured(axis, missing: str, models: list[str]) -> None:
+    """Name, under the panel, the models with a Dice but no cost on this axis, which have no point in it."""
+    if models:
+        axis.annotate(f"{missing}: {', '.join(models)}", xy=(0, 0), xycoords="axes fraction", xytext=(0, -NOTE_OFFSET_PT),
+                      textcoords="offset points", va="top", fontsize=7)
+
+
 def pareto_figure(board: GroupBoard, path: Path, colors: dict) -> ReportFigure | None:
     """Two panels (Dice vs MACs, Dice vs latency); None when no model has both a Dice and a cost."""
     table = board.table[board.table["dice_mean"].notna()]
-    if not any(table[column].notna().any() for column, _, _ in COST_AXES):
+    if not any(table[column].notna().any() for column, *_ in COST_AXES):
         return None
     with report_style():
-        figure = new_figure(10, 4.2, left=0.07)
+        figure = new_figure(10, 4.2, left=0.07, bottom=0.17)
         axes = figure.subplots(1, len(COST_AXES))
-        for axis, (column, label, absent) in zip(axes, COST_AXES):
+        for axis, (column, label, absent, missing) in zip(axes, COST_AXES):
             points = table[table[column].gt(0)]
+            note_unmeasured(axis, missing, sorted(set(table["model"]) - set(points["model"])))
             if points.empty:
                 axis.text(0.5, 0.5, absent, ha="center", va="center", transform=axis.transAxes)
                 axis.set_xlabel(label)
@@ -62,9 +73,6 @@ def pareto_figure(board: GroupBoard, path: Path, colors: dict) -> ReportFigure |
             axis.set_xlabel(f"{label} (log)")
             axis.set_ylabel("Dice, mean over seeds")
             axis.legend(loc="lower right")
-        unmeasured = sorted(set(table["model"]) - set(table.loc[table["macs"].gt(0), "model"]))
-        if unmeasured:
-            figure.text(0.01, 0.005, "no MACs record: " + ", ".join(unmeasured), fontsize=7)
         title = f"{board.dataset} · {board.protocol}"
         figure.suptitle(f"Accuracy against cost: {title}")
         save_png(figure, path)

@@ -9,6 +9,7 @@ predictions when the reference has none; the first cases by name without scores)
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +24,13 @@ from usemabench.reports.figures import ReportFigure, new_figure, report_style, s
 CASES_SHOWN = 3
 MODELS_SHOWN = 6
 OVERLAY_ALPHA = 0.5
+NAME_WRAP_CHARS = 26  # a missing folder's name, wrapped to the width of one panel
 
 
 @dataclass(frozen=True)
 class Sources:
-    """Where one model's saved masks (and the image and ground truth, if saved) are."""
+    """Where one model's saved masks are, and the image and ground-truth folders its record names (None when it
+    names none; kept when absent, so the panel can say which folder is missing rather than 'not saved')."""
 
     model: str
     predictions: Path
@@ -35,11 +38,29 @@ class Sources:
     labels: Path | None
 
 
-def _folder(records_root: Path, record_path: str, relative: object) -> Path | None:
+def _named_folder(records_root: Path, record_path: str, relative: object) -> Path | None:
+    """The folder a record names, next to the record, whether or not it exists; None when it names none."""
     if not isinstance(relative, str) or not relative:
         return None
-    folder = records_root / Path(record_path).parent / relative
-    return folder if folder.is_dir() else None
+    return records_root / Path(record_path).parent / relative
+
+
+def _folder(records_root: Path, record_path: str, relative: object) -> Path | None:
+    folder = _named_folder(records_root, record_path, relative)
+    return folder if folder is not None and folder.is_dir() else None
+
+
+def pick_folder(folders: list[Path | None]) -> Path | None:
+    """The first folder that exists, else the first one named (so its absence is reported), else None."""
+    named = [folder for folder in folders if folder is not None]
+    return next((folder for folder in named if folder.is_dir()), named[0] if named else None)
+
+
+def absent_text(folder: Path | None) -> str:
+    """What a panel without its picture says: which named folder is missing, or that nothing was saved."""
+    if folder is not None and not folder.is_dir():
+        return "missing:\n" + "\n".join(textwrap.wrap(folder.name, NAME_WRAP_CHARS))
+    return "not saved"
 
 
 def find_sources(board: GroupBoard, records_root: Path) -> list[Sources]:
@@ -55,8 +76,8 @@ def find_sources(board: GroupBoard, records_root: Path) -> list[Sources]:
         sources[row["model"]] = Sources(
             row["model"],
             predictions,
-            _folder(records_root, row["record_path"], row["images_dir"]),
-            _folder(records_root, row["record_path"], row["labels_dir"]),
+            _named_folder(records_root, row["record_path"], row["images_dir"]),
+            _named_folder(records_root, row["record_path"], row["labels_dir"]),
         )
     order = list(board.table["model"])
     if board.reference in order:
@@ -85,8 +106,9 @@ def _read(folder: Path | None, stem: str) -> np.ndarray | None:
         return np.asarray(image)
 
 
-def _draw(axis, image: np.ndarray | None, mask: np.ndarray | None, classes: int, expects_mask: bool) -> None:
-    """The image with `mask` overlaid (class colours, background transparent); 'not saved' when absent."""
+def _draw(axis, image: np.ndarray | None, mask: np.ndarray | None, classes: int, expects_mask: bool,
+          absent: str = "not saved") -> None:
+    """The image with `mask` overlaid (class colours, background transparent); `absent` when it is missing."""
     if image is not None:
         axis.imshow(image, cmap="gray" if image.ndim == 2 else None)
     elif mask is not None:
@@ -96,7 +118,7 @@ def _draw(axis, image: np.ndarray | None, mask: np.ndarray | None, classes: int,
         shown = np.ma.masked_where(labels == 0, labels)
         axis.imshow(shown, cmap=colormaps["tab10"], vmin=0, vmax=max(classes, 9), alpha=OVERLAY_ALPHA)
     if (mask if expects_mask else image) is None:
-        axis.text(0.5, 0.5, "not saved", ha="center", va="center", transform=axis.transAxes)
+        axis.text(0.5, 0.5, absent, ha="center", va="center", transform=axis.transAxes, fontsize=7)
     axis.set_xticks([])
     axis.set_yticks([])
     axis.grid(False)
@@ -112,8 +134,8 @@ def qualitative_figure(board: GroupBoard, records_root: Path, path: Path) -> Rep
     cases, chosen_how = choose_cases(board, available, anchor.model)
     if not cases:
         return None
-    image_folder = next((item.images for item in sources if item.images is not None), None)
-    label_folder = next((item.labels for item in sources if item.labels is not None), None)
+    image_folder = pick_folder([item.images for item in sources])
+    label_folder = pick_folder([item.labels for item in sources])
     columns = ["image", "ground truth", *[item.model for item in sources]]
     with report_style():
         figure = new_figure(1.7 * len(columns), 1.8 * len(cases) + 0.4, left=0.04, right=0.99, bottom=0.01,
@@ -124,8 +146,8 @@ def qualitative_figure(board: GroupBoard, records_root: Path, path: Path) -> Rep
             label = _read(label_folder, stem)
             predictions = [_read(item.predictions, stem) for item in sources]
             classes = int(max([0, *[np.max(mask) for mask in [label, *predictions] if mask is not None]]))
-            _draw(axes[row, 0], image, None, classes, expects_mask=False)
-            _draw(axes[row, 1], image, label, classes, expects_mask=True)
+            _draw(axes[row, 0], image, None, classes, expects_mask=False, absent=absent_text(image_folder))
+            _draw(axes[row, 1], image, label, classes, expects_mask=True, absent=absent_text(label_folder))
             for column, mask in enumerate(predictions, start=2):
                 _draw(axes[row, column], image, mask, classes, expects_mask=True)
             # Case ids can be 64-character hashes (DSB2018): a 16-character prefix keeps rows apart.
