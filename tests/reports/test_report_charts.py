@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from usemabench.leaderboard.aggregate import aggregate
-from usemabench.leaderboard.store import load_records
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+from usemabench.leaderboard.aggregate import aggregate
+from usemabench.leaderboard.fields import bench_fields
+from usemabench.leaderboard.records import make_record
+from usemabench.leaderboard.store import load_records
 from usemabench.reports import pareto
 from usemabench.reports.benchmarks import bench_tables, unavailable_note
 from usemabench.reports.figures import new_figure, slug
@@ -76,6 +78,8 @@ def test_not_run_markers_sit_above_the_data_area_and_the_legend_below_it():
 def test_unavailable_contenders_are_stated():
     assert unavailable_note({"cuda": "mamba_ssm is not installed"}) == "not run on this machine: cuda (mamba_ssm is not installed)"
     assert unavailable_note({}) == "" and unavailable_note(None) == ""
+    record = make_record("bench", metrics={"results": {}, "unavailable": {"cuda": "mamba_ssm is not installed"}}, cost={})
+    assert unavailable_note(bench_fields(record)["unavailable"]) == "not run on this machine: cuda (mamba_ssm is not installed)"
 
 
 def test_pareto_front_keeps_only_undominated_models():

@@ -34,7 +34,7 @@ def _accuracy_rows(row: pd.Series) -> list[str]:
     ]
 
 
-ACCURACY_LABELS = ["status", "seeds", "Dice (seeds)", "Dice (cases)", "Dice 95% CI", "HD95 (seeds)", "HD95 (cases)",
+ACCURACY_LABELS = ["status", "seeds", "Dice (seeds)", "Dice (cases)", "Dice 95% CI", "HD95 px (seeds)", "HD95 px (cases)",
                    "params", "MACs (training resolution)", "peak train memory", "latency ms"]
 
 

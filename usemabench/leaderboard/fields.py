@@ -162,6 +162,7 @@ def bench_fields(record: dict) -> dict[str, Any]:
     row = run_fields(record)
     row.update(_columns(record, BENCH_COLUMNS, frozenset()))
     row["results"] = _mapping_at(record, BENCH_RESULTS_PATH)
+    row["unavailable"] = _mapping_at(record, ("metrics", "unavailable"))  # contenders that could not run at all
     return row
 
 
