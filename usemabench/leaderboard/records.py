@@ -142,12 +142,12 @@ def write_record(record: dict, records_dir: str | os.PathLike, filename: str | N
     """
     validate_record(record)
     path = Path(records_dir) / (filename or record_filename(record))
-    if record["status"] != "ok" and _holds_ok_record(path):
+    if record["status"] != "ok" and holds_ok_record(path):
         path = path.with_name(f"{path.stem}_{record['status']}{path.suffix}")
     return atomic_write_json(path, record)
 
 
-def _holds_ok_record(path: Path) -> bool:
+def holds_ok_record(path: Path) -> bool:
     """Whether `path` is a valid record with status ok (a missing or unreadable file is not)."""
     try:
         return read_record(path)["status"] == "ok"

@@ -23,7 +23,7 @@ from usemabench.datasets import SegmentationDataset, eval_transform, get_dataset
 from usemabench.datasets.spec import DatasetSpec
 from usemabench.io import atomic_write_text
 from usemabench.leaderboard.records import (
-    RecordError, environment_info, make_record, model_entry, read_record, record_filename, write_record,
+    environment_info, holds_ok_record, make_record, model_entry, record_filename, write_record,
 )
 from usemabench.runners import defaults
 from usemabench.runners.backends import kernel_backends
@@ -243,20 +243,12 @@ def _write_train_record(prepared: Prepared, model, result: TrainResult, train_se
         **prepared.record_fields({**train_set.record_entry(), "split_file": split_info(prepared.spec)["split_file"]}, backends),
     )
     filename = record_filename(record)
-    if result.steps == result.resumed_from_step and _is_ok_record(records_dir / filename):
+    if result.steps == result.resumed_from_step and holds_ok_record(records_dir / filename):
         return records_dir / filename  # a re-run of a finished run: the record of the process that trained stands
     log_name = filename.removesuffix(".json") + ".log.csv"
     atomic_write_text(records_dir / log_name, result.log_path.read_text(encoding="utf-8"))
     record["files"] = {"log": log_name, "checkpoint": os.path.relpath(result.checkpoint_path("best"), records_dir)}
     return write_record(record, records_dir, filename)
-
-
-def _is_ok_record(path: Path) -> bool:
-    """Whether `path` holds a readable record with status ok (a failed one is replaced once the run is done)."""
-    try:
-        return read_record(path)["status"] == "ok"
-    except RecordError:
-        return False
 
 
 def _record_failure(prepared: Prepared, stage: str, error: Exception, train_set, test_set) -> ExperimentOutcome:
