@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_model
 from torch import nn
 
 from usemabench import __version__
-from usemabench.io import atomic_write_json, file_sha256
+from usemabench.core.io import atomic_write_json, file_sha256
 from usemabench.model_card import build_model_card
 
 CONFIG_NAME = "config.json"

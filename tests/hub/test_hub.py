@@ -138,7 +138,7 @@ def test_truncated_safetensors_is_refused(tmp_path: Path) -> None:
     weights = folder / WEIGHTS_NAME
     weights.write_bytes(weights.read_bytes()[:1000])
     card = (folder / "README.md").read_text()
-    from usemabench.io import file_sha256
+    from usemabench.core.io import file_sha256
 
     # Re-sign the card so that the hash check passes and the safetensors reader is what must refuse it.
     import re

@@ -24,7 +24,7 @@ from usemabench.datasets.errors import DatasetError
 from usemabench.datasets.imaging import is_image_file, read_image, read_mask
 from usemabench.datasets.labels import describe_values
 from usemabench.datasets.sources import FolderSource
-from usemabench.io import atomic_write_json
+from usemabench.core.io import atomic_write_json
 
 
 @dataclass

@@ -23,7 +23,7 @@ from pathlib import Path
 from usemabench.datasets.converters import run_import
 from usemabench.datasets.errors import DatasetError
 from usemabench.datasets.locations import default_download_root
-from usemabench.io import file_sha256
+from usemabench.core.io import file_sha256
 
 
 @dataclass(frozen=True)

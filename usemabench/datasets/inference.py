@@ -22,7 +22,7 @@ from usemabench.datasets.labels import describe_values
 from usemabench.datasets.locations import cache_dir, slug
 from usemabench.datasets.sources import NnUNetSource, Source, SourceURI, open_source
 from usemabench.datasets.spec import DatasetSpec
-from usemabench.leaderboard.records import content_hash
+from usemabench.core.hashing import content_hash
 
 logger = logging.getLogger(__name__)
 MAX_INFERRED_CLASSES = 32

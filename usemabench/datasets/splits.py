@@ -23,8 +23,8 @@ from typing import Any
 from usemabench.datasets.errors import DatasetError
 from usemabench.datasets.sources import Source, open_source
 from usemabench.datasets.spec import PACKAGED_SPLITS, DatasetSpec
-from usemabench.io import atomic_write_json
-from usemabench.leaderboard.records import content_hash
+from usemabench.core.io import atomic_write_json
+from usemabench.core.hashing import content_hash
 
 SPLIT_FORMAT = "usemabench-split/1"
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from PIL import Image
 from scipy import ndimage
 
 from usemabench.datasets.locations import cache_dir
-from usemabench.io import atomic_write_json, atomic_write_text
+from usemabench.core.io import atomic_write_json, atomic_write_text
 
 GENERATOR_VERSION = 1
 SEED = 0

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from usemabench.io import atomic_write_text
+from usemabench.core.io import atomic_write_text
 from usemabench.leaderboard.aggregate import DEFAULT_REFERENCE, Leaderboard, aggregate
 from usemabench.leaderboard.csv_tables import write_csvs
 from usemabench.leaderboard.markdown import leaderboard_markdown

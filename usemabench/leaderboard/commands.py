@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from usemabench.io import atomic_write_text
+from usemabench.core.io import atomic_write_text
 from usemabench.leaderboard.aggregate import DEFAULT_REFERENCE, aggregate
 from usemabench.leaderboard.build import DEFAULT_LEADERBOARD_DIR, DEFAULT_RECORDS_DIR, DEFAULT_REPORTS_DIR, build
 from usemabench.leaderboard.compare import compare_markdown

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from usemabench.io import atomic_write_text
+from usemabench.core.io import atomic_write_text
 from usemabench.leaderboard.aggregate import Leaderboard
 
 FLOAT_FORMAT = "%.6g"

@@ -23,7 +23,6 @@ Fields (schema version 1):
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import platform
@@ -32,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from usemabench.io import atomic_write_json, canonical_json
+from usemabench.core.hashing import content_hash
+from usemabench.core.io import atomic_write_json
 
 SCHEMA_VERSION = 1
 KINDS = ("train", "eval", "profile", "bench")
@@ -42,12 +42,6 @@ REQUIRED_FIELDS = ("schema_version", "kind", "status", "metrics", "cost", "envir
 
 class RecordError(ValueError):
     """A record file that cannot be used: unreadable, not JSON, missing fields, unknown schema."""
-
-
-def content_hash(payload: Any, length: int = 12) -> str:
-    """Stable short hash of any JSON-serialisable value (sorted keys), for configs, protocols, splits."""
-    digest = hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
-    return digest[:length]
 
 
 def make_record(

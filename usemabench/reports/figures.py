@@ -19,7 +19,7 @@ from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.ticker import Formatter
 
-from usemabench.io import atomic_write_bytes
+from usemabench.core.io import atomic_write_bytes
 
 DPI = 100
 STYLE = {

@@ -2,7 +2,7 @@
 
 Reads the PNGs the evaluator saves beside an eval record: `files["predictions"]/<stem>.png` (a label
 map, pixel value = class index), and when present `files["images"]/<stem>.png` and
-`files["labels"]/<stem>.png`, where <stem> is `usemabench.io.safe_file_stem` of the case id. Cases shown:
+`files["labels"]/<stem>.png`, where <stem> is `usemabench.core.io.safe_file_stem` of the case id. Cases shown:
 the worst, median and best saved case by Dice of the reference model (of the best-ranked model with saved
 predictions when the reference has none; the first cases by name without scores).
 """
@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image
 
-from usemabench.io import safe_file_stem
+from usemabench.core.io import safe_file_stem
 from usemabench.leaderboard.aggregate import GroupBoard
 from usemabench.reports.figures import ReportFigure, new_figure, report_style, save_png, slug
 

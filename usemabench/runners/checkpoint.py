@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from usemabench.io import atomic_write_bytes
+from usemabench.core.io import atomic_write_bytes
 
 LAST = "last.pt"
 BEST = "best.pt"

@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from usemabench.io import atomic_write_bytes, atomic_write_text, safe_file_stem
+from usemabench.core.io import atomic_write_bytes, atomic_write_text, safe_file_stem
 from usemabench.leaderboard.records import make_record, record_filename, write_record
 from usemabench.runners.inference import predict_labels
 from usemabench.runners.metrics import METRIC_NAMES, case_metrics, summarize

@@ -21,7 +21,7 @@ import torch
 
 from usemabench.datasets import SegmentationDataset, eval_transform, get_dataset_spec, split_info, training_transform
 from usemabench.datasets.spec import DatasetSpec
-from usemabench.io import atomic_write_text
+from usemabench.core.io import atomic_write_text
 from usemabench.leaderboard.records import (
     environment_info, holds_ok_record, make_record, model_entry, record_filename, write_record,
 )

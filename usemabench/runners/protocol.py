@@ -13,7 +13,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from usemabench.leaderboard.records import content_hash
+from usemabench.core.hashing import content_hash
 
 PROTOCOLS_DIR = Path(__file__).parent / "protocols"
 PRECISIONS = ("fp32", "bf16", "fp16")

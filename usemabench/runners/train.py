@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from usemabench.io import atomic_write_text
+from usemabench.core.io import atomic_write_text
 from usemabench.runners.checkpoint import BEST, LAST, CheckpointError, load_checkpoint, save_checkpoint
 from usemabench.runners.data import training_loader
 from usemabench.runners.distributed import DistributedContext, barrier, mean_across_processes
