@@ -9,7 +9,7 @@ Before timing, each backend's output and gradients at a small size are compared 
 backend run in float32 on the same bf16 inputs; the errors go into the record.
 
 Measured per (backend, L), on the GPU:
-- time: CUDA events around one forward+backward (`usemabench.runners.profile.time_calls`), after warm-up
+- time: CUDA events around one forward+backward (`usemabench.profiler.profile.time_calls`), after warm-up
   (the first call compiles the Triton kernels); median of enough repeats to fill ~0.4 s (3 to 50).
 - memory: `torch.cuda.max_memory_allocated` after `reset_peak_memory_stats` around one forward+backward,
   reported absolute (inputs and output gradient included) and above what was allocated before the call.
@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from usemabench.leaderboard.records import environment_info, make_record, record_filename, write_record
-from usemabench.runners.profile import latency_summary, time_calls
+from usemabench.profiler.profile import latency_summary, time_calls
 from usemabench.zoo.layers.scan import backend_problem, selective_scan, selective_scan_reference
 
 DEVICE = "cuda"

@@ -20,7 +20,7 @@ CPU: fp32, 1k-16k tokens (the dense matmul capped by --max-dense-tokens). CUDA: 
 Time: CUDA events (perf_counter on CPU) around one forward+backward, median of repeats filling
 --time-budget seconds (at least 3 on CUDA, 2 on CPU) after one warm-up call (which also compiles flex).
 Memory: CUDA `max_memory_allocated` around one forward+backward (inputs, weights and the output gradient
-included); CPU: `usemabench.runners.profile.cpu_allocation_peak` + the live inputs. Out of memory is recorded
+included); CPU: `usemabench.profiler.profile.cpu_allocation_peak` + the live inputs. Out of memory is recorded
 as `oom` and the run goes on. On CUDA the SEMA backends are first checked against the float32 reference.
 GPU targets at 262,144 tokens (issue 2): sema_flex >= 100x faster than full_sdpa, peak <= 1.1x.
 
@@ -45,7 +45,7 @@ from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from usemabench.leaderboard.records import environment_info, make_record, record_filename, write_record
-from usemabench.runners.profile import cpu_allocation_peak, latency_summary, time_calls
+from usemabench.profiler.profile import cpu_allocation_peak, latency_summary, time_calls
 from usemabench.zoo.layers.sema import (
     flex_available,
     from_window_major,
@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory_method": (
             "torch.cuda.max_memory_allocated after reset_peak_memory_stats around one forward+backward"
             if on_cuda
-            else "usemabench.runners.profile.cpu_allocation_peak of one forward+backward + bytes of the inputs"
+            else "usemabench.profiler.profile.cpu_allocation_peak of one forward+backward + bytes of the inputs"
         )
         + "; inputs, weights and the output gradient included",
         "wall_seconds": time.perf_counter() - started,

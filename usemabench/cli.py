@@ -20,7 +20,7 @@ COMMAND_MODULES = (
     "usemabench.zoo.commands",
     "usemabench.datasets.commands",
     "usemabench.runners.commands",
-    "usemabench.runners.profile_commands",
+    "usemabench.profiler.commands",
     "usemabench.leaderboard.commands",
     "usemabench.hub_commands",
 )

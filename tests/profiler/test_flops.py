@@ -1,7 +1,7 @@
 """FLOP counting against hand-computed counts, scaling laws, fvcore, and the tripwire.
 
 Analytic counts are written out from the definitions (MACs = multiply-accumulates), independently of the
-formulas in usemabench.runners.flops and the kernels' own cost functions.
+formulas in usemabench.profiler.flops and the kernels' own cost functions.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from usemabench.runners.flops import UncountedOpError, count_flops
+from usemabench.profiler.flops import UncountedOpError, count_flops
 from usemabench.zoo import create_model
 from usemabench.zoo.layers.scan import selective_scan
 from usemabench.zoo.layers.sema import sema_attention
@@ -203,7 +203,7 @@ def test_cost_growth_when_the_side_doubles(module: nn.Module, growth: int) -> No
 
 def fvcore_macs(model: nn.Module, inputs: Tensor) -> float:
     """fvcore's count (MACs) of matmuls, convs and SDPA (via a handle); not the norms, upsampling and pooling
-    it adds by default, which our convention counts as 0 (see usemabench.runners.flops)."""
+    it adds by default, which our convention counts as 0 (see usemabench.profiler.flops)."""
     from fvcore.nn import FlopCountAnalysis, jit_handles
 
     def sdpa_handle(inputs, outputs) -> int:

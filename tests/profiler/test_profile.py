@@ -14,9 +14,9 @@ from torch import Tensor, nn
 
 from usemabench.cli import main
 from usemabench.leaderboard.records import read_records
-from usemabench.runners import profile, profile_commands
-from usemabench.runners.flops import count_flops
-from usemabench.runners.profile import cpu_allocation_peak, latency_summary, profile_model, profile_sweep
+from usemabench.profiler import commands as profile_commands, profile
+from usemabench.profiler.flops import count_flops
+from usemabench.profiler.profile import cpu_allocation_peak, latency_summary, profile_model, profile_sweep
 from usemabench.zoo import registry
 
 
@@ -75,7 +75,7 @@ def test_the_cpu_profiler_leaves_stderr_clean() -> None:
     """Kineto's start/stop lines and CPU-only device errors read as failures in every profile's output."""
     code = (
         "import os, torch; os.environ.pop('KINETO_LOG_LEVEL', None)\n"
-        "from usemabench.runners.profile import cpu_allocation_peak\n"
+        "from usemabench.profiler.profile import cpu_allocation_peak\n"
         "assert cpu_allocation_peak(lambda: torch.ones(1024).sum()) > 0\n"
     )
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

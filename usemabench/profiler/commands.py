@@ -8,7 +8,7 @@ from pathlib import Path
 from usemabench.runners import defaults
 from usemabench.runners.errors import UsageError, registered_model
 
-# Kept here, not imported from usemabench.runners.profile, so that `usemabench --help` does not import the
+# Kept here, not imported from usemabench.profiler.profile, so that `usemabench --help` does not import the
 # model zoo's dependencies; tests check they match profile.py.
 MODES = ("infer", "train")
 SDPA_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from usemabench.runners.profile import profile_sweep
+    from usemabench.profiler.profile import profile_sweep
 
     for name in args.models:
         registered_model(name)  # an unknown name stops here, before any work, with close matches

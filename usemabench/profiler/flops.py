@@ -276,7 +276,7 @@ class UncountedOpTripwire(TorchDispatchMode):
             raise UncountedOpError(
                 f"{func} moves a tensor of {numel} elements but has no FLOP formula, so it would be counted "
                 "as 0. Register one with torch.utils.flop_counter.register_flop_formula, or, if it truly "
-                "costs no MACs (data movement, elementwise), add it to usemabench.runners.flops.ZERO_COST_OPS."
+                "costs no MACs (data movement, elementwise), add it to usemabench.profiler.flops.ZERO_COST_OPS."
             )
         return out
 

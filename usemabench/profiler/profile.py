@@ -44,7 +44,7 @@ from torch import nn
 from usemabench.leaderboard.records import environment_info, make_record, model_entry, write_record
 from usemabench.runners import defaults
 from usemabench.runners.backends import kernel_backends as sema_and_scan_backends
-from usemabench.runners.flops import MODES, count_flops
+from usemabench.profiler.flops import MODES, count_flops
 from usemabench.runners.losses import SegmentationLoss
 from usemabench.runners.precision import autocast, resolve_device, resolve_precision
 from usemabench.zoo.registry import count_parameters, create_model, get_model_info

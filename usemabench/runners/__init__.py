@@ -1,1 +1,1 @@
-"""Runners: train, evaluate, predict, profile and sweep, all writing records."""
+"""Runners: train, evaluate, predict and sweep, all writing records (profiling lives in usemabench.profiler)."""

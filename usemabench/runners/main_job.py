@@ -18,7 +18,7 @@ from usemabench.leaderboard.records import device_name, model_entry, read_record
 from usemabench.runners import defaults
 from usemabench.runners.experiment import ExperimentRequest
 from usemabench.runners.precision import resolve_device
-from usemabench.runners.profile import profile_sweep
+from usemabench.profiler.profile import profile_sweep
 from usemabench.runners.protocol import load_protocol
 from usemabench.runners.sweep import combinations, run_sweep
 from usemabench.zoo.registry import get_model_info, list_models

@@ -1,0 +1,1 @@
+"""Profiler: parameters, MACs/FLOPs, peak memory and latency of registered models; writes profile records."""
