@@ -45,10 +45,11 @@ def test_run_writes_train_and_eval_records_with_their_files(blob_folder, tiny_pr
     assert evaluation["dataset"]["split"] == "test"
     dice = evaluation["metrics"]["dice"]
     assert set(dice) == {"mean", "per_class"} and 0.0 <= dice["mean"] <= 1.0
-    assert set(evaluation["metrics"]) >= {"dice", "iou", "hd95", "nsd"}
+    assert set(evaluation["metrics"]) >= {"dice", "iou", "hd95", "nsd", "hd95_pooled"}
+    assert set(evaluation["metrics"]["settings"]["hd95_conventions"]) == {"hd95", "hd95_pooled"}
     with open(records_dir / evaluation["files"]["per_case"], newline="") as stream:
         rows = list(csv.DictReader(stream))
-    assert list(rows[0]) == ["case_id", "class", "dice", "iou", "hd95", "nsd"]
+    assert list(rows[0]) == ["case_id", "class", "dice", "iou", "hd95", "nsd", "hd95_pooled"]
     assert sum(float(row["dice"]) for row in rows) / len(rows) == pytest.approx(dice["mean"], rel=1e-6)
     for kind in ("predictions", "labels", "images"):
         assert len(list((records_dir / evaluation["files"][kind]).glob("*.png"))) == len(rows)  # 1 test case <= saved_cases

@@ -1,7 +1,7 @@
 """Evaluation: per-case, per-class metrics on a test split at native resolution, and the eval record.
 
 Beside the record (same file stem) go the per-case CSV (`<stem>.cases.csv`: case_id, class, dice, iou,
-hd95, nsd) and, for the first few cases by id, PNGs for the qualitative panel: the prediction and the
+hd95, nsd, hd95_pooled) and, for the first few cases by id, PNGs for the qualitative panel: the prediction and the
 ground truth as label maps (pixel value = class index) and the image scaled to 0-255. Their paths,
 relative to the record's folder, are the record's `files`.
 """
@@ -24,11 +24,12 @@ from tqdm import tqdm
 from usemabench.core.io import atomic_write_bytes, atomic_write_text, safe_file_stem
 from usemabench.leaderboard.records import make_record, record_filename, write_record
 from usemabench.runners.inference import predict_labels
-from usemabench.runners.metrics import METRIC_NAMES, case_metrics, summarize
+from usemabench.runners.metrics import HD95_CONVENTIONS, METRIC_NAMES, case_metrics, summarize
 
 CASE_COLUMNS = ("case_id", "class", *METRIC_NAMES)
 EMPTY_MASK_RULE = (
     "both empty: dice 1, iou 1, hd95 0, nsd 1; one empty: dice 0, iou 0, hd95 = image diagonal, nsd 0"
+    " (hd95_pooled as hd95)"
 )
 
 
@@ -74,8 +75,9 @@ def evaluate_model(
         "nsd_tolerance": nsd_tolerance,
         "distance_unit": "px",
         "hd_percentile": 95,
+        "hd95_conventions": dict(HD95_CONVENTIONS),
         "empty_mask_rule": EMPTY_MASK_RULE,
-        "library": "monai.metrics (compute_dice, compute_iou, compute_hausdorff_distance, compute_surface_dice)",
+        "library": "monai.metrics (compute_dice, compute_iou, compute_surface_dice, utils.get_edge_surface_distance)",
     }
     return Evaluation(rows, metrics, saved)
 

@@ -1,11 +1,18 @@
-"""Per-case, per-class segmentation metrics: Dice, IoU, HD95 and normalised surface Dice (NSD).
+"""Per-case, per-class segmentation metrics: Dice, IoU, HD95 (two conventions) and normalised surface Dice (NSD).
 
-The values come from MONAI (`compute_dice`, `compute_iou`, `compute_hausdorff_distance` with the 95th
-percentile, `compute_surface_dice`); this module applies the benchmark's empty-mask rule around them,
+The values come from MONAI (`compute_dice`, `compute_iou`, `compute_surface_dice`, and the surface distances
+of `get_edge_surface_distance`); this module applies the benchmark's empty-mask rule around them,
 explicitly, because MONAI returns NaN there and a mean over cases would silently drop those cases:
 
     both prediction and target empty  ->  Dice 1, IoU 1, HD95 0,                NSD 1
     exactly one of them empty         ->  Dice 0, IoU 0, HD95 = image diagonal, NSD 0
+
+HD95 comes in the two conventions that published numbers use, from the same boundary pixels (the mask minus
+its binary erosion) and Euclidean distances, both with linear interpolation between ranks:
+    hd95         the larger of the two directed 95th percentiles (MONAI's `compute_hausdorff_distance`)
+    hd95_pooled  the 95th percentile of both directions' distances pooled (medpy's `metric.binary.hd95`,
+                 used by the TransUNet, Swin-UNet and VM-UNet evaluation scripts)
+hd95_pooled <= hd95 always. The empty-mask rule is the same for both.
 
 Units: distances (HD95, the NSD tolerance) are in pixels unless a pixel `spacing` (row, column) is given,
 in which case they are in the spacing's unit (e.g. mm). The image diagonal is sqrt(H² + W²) in the same
@@ -21,9 +28,14 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from monai.metrics import compute_dice, compute_hausdorff_distance, compute_iou, compute_surface_dice
+from monai.metrics import compute_dice, compute_iou, compute_surface_dice
+from monai.metrics.utils import get_edge_surface_distance
 
-METRIC_NAMES = ("dice", "iou", "hd95", "nsd")
+METRIC_NAMES = ("dice", "iou", "hd95", "nsd", "hd95_pooled")
+HD95_CONVENTIONS = {
+    "hd95": "max of the two directed 95th percentiles of boundary distances (MONAI compute_hausdorff_distance)",
+    "hd95_pooled": "95th percentile of both directions' boundary distances pooled (medpy metric.binary.hd95)",
+}
 
 
 def image_diagonal(height: int, width: int, spacing: Sequence[float] | None = None) -> float:
@@ -39,7 +51,7 @@ def case_metrics(
     nsd_tolerance: float = 2.0,
     spacing: Sequence[float] | None = None,
 ) -> dict[int, dict[str, float]]:
-    """{class index: {"dice", "iou", "hd95", "nsd"}} for label maps `prediction` and `target` of shape (H, W)."""
+    """{class index: {"dice", "iou", "hd95", "nsd", "hd95_pooled"}} for label maps `prediction` and `target` of shape (H, W)."""
     if prediction.shape != target.shape or prediction.dim() != 2:
         raise ValueError(f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} must be equal (H, W) label maps")
     if num_classes < 2:
@@ -52,7 +64,6 @@ def case_metrics(
         warnings.simplefilter("ignore")
         dice = compute_dice(predicted, reference, include_background=False, ignore_empty=False)[0]
         iou = compute_iou(predicted, reference, include_background=False, ignore_empty=False)[0]
-        hd95 = compute_hausdorff_distance(predicted, reference, include_background=False, percentile=95, spacing=spacing_arg)[0]
         nsd = compute_surface_dice(
             predicted, reference, [nsd_tolerance] * (num_classes - 1), include_background=False, spacing=spacing_arg
         )[0]
@@ -62,17 +73,33 @@ def case_metrics(
         predicted_empty = not bool(predicted[0, class_index].any())
         target_empty = not bool(reference[0, class_index].any())
         if predicted_empty and target_empty:
-            scores[class_index] = {"dice": 1.0, "iou": 1.0, "hd95": 0.0, "nsd": 1.0}
+            scores[class_index] = {"dice": 1.0, "iou": 1.0, "hd95": 0.0, "nsd": 1.0, "hd95_pooled": 0.0}
         elif predicted_empty or target_empty:
-            scores[class_index] = {"dice": 0.0, "iou": 0.0, "hd95": diagonal, "nsd": 0.0}
+            scores[class_index] = {"dice": 0.0, "iou": 0.0, "hd95": diagonal, "nsd": 0.0, "hd95_pooled": diagonal}
         else:
+            hd95, hd95_pooled = _hd95_both(predicted[0, class_index], reference[0, class_index], spacing_arg)
             scores[class_index] = {
                 "dice": float(dice[offset]),
                 "iou": float(iou[offset]),
-                "hd95": float(hd95[offset]),
+                "hd95": hd95,
                 "nsd": float(nsd[offset]),
+                "hd95_pooled": hd95_pooled,
             }
     return scores
+
+
+def _hd95_both(predicted: torch.Tensor, reference: torch.Tensor, spacing: list[float] | None) -> tuple[float, float]:
+    """(hd95, hd95_pooled) of two non-empty binary (H, W) masks, from one computation of the surface distances.
+
+    hd95 repeats what MONAI's `compute_hausdorff_distance(percentile=95)` does with these distances."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, (to_reference, to_prediction), _ = get_edge_surface_distance(
+            predicted, reference, spacing=spacing, symmetric=True
+        )
+    directed = max(torch.quantile(distances, 0.95) for distances in (to_reference, to_prediction))
+    pooled = torch.quantile(torch.cat([to_reference, to_prediction]), 0.95)
+    return float(directed), float(pooled)
 
 
 def _one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -85,7 +112,7 @@ def _one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 def summarize(rows: Sequence[dict], class_names: Sequence[str]) -> dict:
     """Eval-record metrics from per-case rows: per class the mean over cases, `mean` over classes.
 
-    Rows are {"case_id", "class", "dice", "iou", "hd95", "nsd"} with `class` a foreground class name.
+    Rows are {"case_id", "class", *METRIC_NAMES} with `class` a foreground class name.
     """
     if not rows:
         raise ValueError("no cases were evaluated")
