@@ -291,6 +291,10 @@ def _model_row(
     """The leaderboard row of one model: seeds, cases, status, and costs at its training resolution."""
     dice_mean, dice_std = _mean_std([row["dice"] for row in ok_evals])
     hd95_mean, hd95_std = _mean_std([row["hd95"] for row in ok_evals])
+    # Only when every seed has it: a mean over the seeds that happen to carry it would mix seed sets.
+    pooled = [row["hd95_pooled"] for row in ok_evals]
+    every_seed = all(value is not None and np.isfinite(value) for value in pooled)
+    hd95_pooled_mean, hd95_pooled_std = _mean_std(pooled) if every_seed else (float("nan"), float("nan"))
     iou_mean, _ = _mean_std([row["iou"] for row in ok_evals])
     nsd_mean, _ = _mean_std([row["nsd"] for row in ok_evals])
     dice_low, dice_high = bootstrap_ci(scores["dice"]) if len(scores) else (float("nan"), float("nan"))
@@ -340,6 +344,8 @@ def _model_row(
         "hd95_std_seeds": hd95_std,
         "hd95_cases_mean": float(scores["hd95"].mean()) if len(scores) else nan,
         "hd95_cases_std": float(scores["hd95"].std(ddof=1)) if len(scores) > 1 else nan,
+        "hd95_pooled_mean": hd95_pooled_mean,
+        "hd95_pooled_std_seeds": hd95_pooled_std,
         "iou_mean": iou_mean,
         "nsd_mean": nsd_mean,
         "cases": len(scores),

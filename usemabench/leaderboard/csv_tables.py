@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from usemabench.core.io import atomic_write_text
+from usemabench.leaderboard import display
 from usemabench.leaderboard.aggregate import Leaderboard
 
 FLOAT_FORMAT = "%.6g"
@@ -18,6 +19,8 @@ LEADERBOARD_COLUMNS = [
     "resolution", "params", "macs", "peak_train_memory_bytes", "peak_train_memory_source", "latency_ms",
     "cost_device", "note",
 ]
+# Added after hd95_cases_std only when some row has it, so leaderboards of older records keep their bytes.
+HD95_POOLED_COLUMNS = ["hd95_pooled_mean", "hd95_pooled_std_seeds"]
 PER_CLASS_COLUMNS = ["dataset", "protocol", "model", "class", "dice"]
 RUNS_COLUMNS = ["dataset", "protocol", "model", "seed", "status", "record", "note"]
 COST_COLUMNS = [
@@ -54,8 +57,12 @@ def leaderboard_frames(leaderboard: Leaderboard) -> dict[str, pd.DataFrame]:
         costs["width"] = costs["resolution"].map(lambda side: side[1])
         costs = costs[COST_COLUMNS]
     problems = pd.DataFrame([(problem.path, problem.reason) for problem in leaderboard.record_set.problems], columns=["file", "reason"])
+    board_columns = LEADERBOARD_COLUMNS
+    if any(display.has_hd95_pooled(board) for board in leaderboard.groups):
+        after = board_columns.index("hd95_cases_std") + 1
+        board_columns = [*board_columns[:after], *HD95_POOLED_COLUMNS, *board_columns[after:]]
     return {
-        "leaderboard.csv": _concat(boards, LEADERBOARD_COLUMNS),
+        "leaderboard.csv": _concat(boards, board_columns),
         "per_class_dice.csv": _concat(classes, PER_CLASS_COLUMNS),
         "runs.csv": _concat(runs, RUNS_COLUMNS),
         "costs.csv": costs,

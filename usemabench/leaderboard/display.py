@@ -37,6 +37,22 @@ CONVENTIONS = (
     "pass of one image (fwd+bwd).",
     "rank: by Dice (seeds). Partial, failed, not evaluated and missing runs are listed with their reason, never dropped.",
 )
+HD95_POOLED_CONVENTION = (
+    "HD95 is MONAI's convention: the larger of the two directed 95th percentiles of the boundary distances. "
+    "HD95 pooled (medpy) px (seeds): medpy's `hd95`, the 95th percentile of both directions' distances pooled, "
+    "as in the TransUNet, Swin-UNet and VM-UNet evaluation scripts; never above HD95; shown only for models "
+    "whose every evaluated seed recorded it."
+)
+
+
+def has_hd95_pooled(board: GroupBoard) -> bool:
+    """Whether any row of the board has the pooled HD95 (records written before it existed do not)."""
+    return "hd95_pooled_mean" in board.table and bool(np.isfinite(board.table["hd95_pooled_mean"].astype(float)).any())
+
+
+def conventions(boards: list[GroupBoard]) -> tuple[str, ...]:
+    """The how-to-read lines; the HD95 convention line only where a table shows the pooled column."""
+    return (*CONVENTIONS, HD95_POOLED_CONVENTION) if any(has_hd95_pooled(board) for board in boards) else CONVENTIONS
 
 
 @dataclass(frozen=True)
@@ -151,6 +167,11 @@ def leaderboard_table(board: GroupBoard) -> Table:
         Column("Dice 95% CI", lambda r: interval(r["dice_ci_low"], r["dice_ci_high"]), lambda r: key(r["dice_ci_low"])),
         Column("HD95 px (seeds)", lambda r: mean_std(r["hd95_mean"], r["hd95_std_seeds"], 2), lambda r: key(r["hd95_mean"])),
         Column("HD95 px (cases)", lambda r: mean_std(r["hd95_cases_mean"], r["hd95_cases_std"], 2), lambda r: key(r["hd95_cases_mean"])),
+        *([Column(
+            "HD95 pooled (medpy) px (seeds)",
+            lambda r: mean_std(r["hd95_pooled_mean"], r["hd95_pooled_std_seeds"], 2),
+            lambda r: key(r["hd95_pooled_mean"]),
+        )] if has_hd95_pooled(board) else []),
         Column(
             f"ΔDice vs {reference} [95% CI]",
             lambda r: signed_with_interval(r["delta_dice"], r["delta_dice_ci_low"], r["delta_dice_ci_high"]),

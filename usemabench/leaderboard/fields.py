@@ -35,6 +35,8 @@ EVAL_COLUMNS: dict[str, tuple[FieldPath, ...]] = {
     "dice": (("metrics", "dice", "mean"), ("metrics", "dice")),
     "iou": (("metrics", "iou", "mean"), ("metrics", "iou")),
     "hd95": (("metrics", "hd95", "mean"), ("metrics", "hd95")),
+    # medpy's pooled HD95 convention; absent from records written before it was added.
+    "hd95_pooled": (("metrics", "hd95_pooled", "mean"), ("metrics", "hd95_pooled")),
     "nsd": (("metrics", "nsd", "mean"), ("metrics", "nsd")),
     "per_case_file": (("files", "per_case"),),
     "predictions_dir": (("files", "predictions"),),
@@ -134,7 +136,7 @@ def run_fields(record: dict) -> dict[str, Any]:
 
 def eval_fields(record: dict) -> dict[str, Any]:
     row = run_fields(record)
-    row.update(_columns(record, EVAL_COLUMNS, frozenset({"dice", "iou", "hd95", "nsd"})))
+    row.update(_columns(record, EVAL_COLUMNS, frozenset({"dice", "iou", "hd95", "nsd", "hd95_pooled"})))
     row["dice_per_class"] = _per_class(record)
     return row
 

@@ -43,7 +43,7 @@ def leaderboard_markdown(leaderboard: Leaderboard, figures: list[ReportFigure], 
         f"Records read: {counts}." + (f" Skipped {len(record_set.problems)} file(s), listed at the end." if record_set.problems else ""),
         "",
         "How to read the tables:",
-        *[f"- {line}" for line in display.CONVENTIONS],
+        *[f"- {line}" for line in display.conventions(leaderboard.groups)],
         "",
     ]
     if not leaderboard.groups:

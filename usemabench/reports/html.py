@@ -150,7 +150,7 @@ def report_html(
         f"Records read: {html.escape(counts)}."
         + (f" Skipped {len(record_set.problems)} file(s), listed at the end." if record_set.problems else "")
         + f" Tables as CSV: {downloads}.</p>",
-        "<ul>", *[f"<li>{html.escape(line)}</li>" for line in display.CONVENTIONS], "</ul>",
+        "<ul>", *[f"<li>{html.escape(line)}</li>" for line in display.conventions(leaderboard.groups)], "</ul>",
         "<nav><ul>", *contents, "</ul></nav>",
         *sections,
         f"<script>{SCRIPT}</script>",
