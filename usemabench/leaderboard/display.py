@@ -40,7 +40,7 @@ CONVENTIONS = (
 HD95_POOLED_CONVENTION = (
     "HD95 is MONAI's convention: the larger of the two directed 95th percentiles of the boundary distances. "
     "HD95 pooled (medpy) px (seeds): medpy's `hd95`, the 95th percentile of both directions' distances pooled, "
-    "as in the TransUNet, Swin-UNet and VM-UNet evaluation scripts; never above HD95; shown only for models "
+    "as in the TransUNet, Swin-UNet and VM-UNet evaluation scripts; usually below HD95; shown only for models "
     "whose every evaluated seed recorded it."
 )
 

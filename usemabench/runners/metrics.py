@@ -12,7 +12,8 @@ its binary erosion) and Euclidean distances, both with linear interpolation betw
     hd95         the larger of the two directed 95th percentiles (MONAI's `compute_hausdorff_distance`)
     hd95_pooled  the 95th percentile of both directions' distances pooled (medpy's `metric.binary.hd95`,
                  used by the TransUNet, Swin-UNet and VM-UNet evaluation scripts)
-hd95_pooled <= hd95 always. The empty-mask rule is the same for both.
+hd95_pooled is usually the smaller (not always: interpolating between ranks can lift it slightly above).
+The empty-mask rule is the same for both.
 
 Units: distances (HD95, the NSD tolerance) are in pixels unless a pixel `spacing` (row, column) is given,
 in which case they are in the spacing's unit (e.g. mm). The image diagonal is sqrt(H² + W²) in the same
