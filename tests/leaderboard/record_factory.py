@@ -168,7 +168,7 @@ def fabricate_records(root: Path, bad_files: bool = True, predictions: bool = Tr
     _write_bench(root)
     if bad_files:
         (root / "broken.json").write_text('{"schema_version": 1, "kind": ')
-        future = make_record("eval", environment=_environment(), **_entities("usema_s", "toy"))
+        future = make_record("eval", metrics={"dice": {"mean": 0.99}}, environment=_environment(), **_entities("usema_s", "toy"))
         future["schema_version"] = 99
         (root / "future.json").write_text(json.dumps(future))
     return root

@@ -1,22 +1,25 @@
 """Records: the one output format of every run (train, eval, profile, bench), one JSON file each.
 
 A record is written once, atomically, and never edited; leaderboards, charts and model cards are pure
-functions of the records. Readers validate the schema version and report, never crash on, bad files.
+functions of the records. Its typed schema is `usemabench.core.schema.RECORD_SCHEMA`; records are validated
+against it when made, when written and when read, and readers skip (and name) a file that does not follow
+it, never crash on it or pool it.
 
 Fields (schema version 1):
     schema_version  int
     kind            "train" | "eval" | "profile" | "bench"
     status          "ok" | "failed" | "oom" | "unsupported"
     model           {"name", "config_hash", "config"} or None (an op benchmark)
-    dataset         {"name", "source", "split", "split_hash"} or None
-    protocol        {"name", "hash"} or None
+    dataset         {"name", "source", "split", "split_hash", optional "split_file", "data_hash"} or None
+    protocol        {"name", "hash", optional "precision_override"} or None
     seed            int or None
     resolution      [height, width] or None
-    metrics         free-form dict (e.g. {"dice": {"mean": .., "per_class": {...}}, "hd95": ...})
-    cost            free-form dict (params, macs and flops as separate fields, memory with its method, ...)
+    metrics         per kind (e.g. {"dice": {"mean": .., "per_class": {...}}, "hd95": ...}); the schema types the
+                    fields the readers use and leaves the rest free
+    cost            params, macs and flops as separate fields, memory with its method, latency, ...
     environment     versions, git commit, device name, precision, kernel backends
     files           relative paths of artifacts beside the record (per-case CSV, checkpoint, log)
-    error           message when status is not "ok"
+    error           why, when status is not "ok"
     created         ISO-8601 UTC timestamp (informational; never used in generated outputs)
 """
 
@@ -29,19 +32,10 @@ import platform
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from usemabench.core.hashing import content_hash
 from usemabench.core.io import atomic_write_json
-
-SCHEMA_VERSION = 1
-KINDS = ("train", "eval", "profile", "bench")
-STATUSES = ("ok", "failed", "oom", "unsupported")
-REQUIRED_FIELDS = ("schema_version", "kind", "status", "metrics", "cost", "environment", "created")
-
-
-class RecordError(ValueError):
-    """A record file that cannot be used: unreadable, not JSON, missing fields, unknown schema."""
+from usemabench.core.schema import SCHEMA_VERSION, RecordError, validate_record
 
 
 def make_record(
@@ -85,23 +79,6 @@ def model_entry(name: str, config: dict) -> dict:
     return {"name": name, "config": config, "config_hash": content_hash(config)}
 
 
-def validate_record(record: Any, source: str = "record") -> dict:
-    """Raise RecordError naming `source` when `record` does not follow this schema version."""
-    if not isinstance(record, dict):
-        raise RecordError(f"{source}: a record must be a JSON object, got {type(record).__name__}")
-    version = record.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise RecordError(f"{source}: schema_version {version!r} is not supported (this usemabench reads {SCHEMA_VERSION})")
-    missing = [field for field in REQUIRED_FIELDS if field not in record]
-    if missing:
-        raise RecordError(f"{source}: missing field(s) {', '.join(missing)}")
-    if record["kind"] not in KINDS:
-        raise RecordError(f"{source}: kind {record['kind']!r} is not one of {KINDS}")
-    if record["status"] not in STATUSES:
-        raise RecordError(f"{source}: status {record['status']!r} is not one of {STATUSES}")
-    return record
-
-
 def record_filename(record: dict) -> str:
     """A readable, collision-free file name derived from the record's identity fields."""
     parts = [record["kind"]]
@@ -134,7 +111,7 @@ def write_record(record: dict, records_dir: str | os.PathLike, filename: str | N
     A record that is not ok never replaces an ok record of the same run (a failed re-run would erase the
     result): it is written beside it, its status added to the name (`..._failed.json`).
     """
-    validate_record(record)
+    validate_record(record, f"record to write in {records_dir}")
     path = Path(records_dir) / (filename or record_filename(record))
     if record["status"] != "ok" and holds_ok_record(path):
         path = path.with_name(f"{path.stem}_{record['status']}{path.suffix}")

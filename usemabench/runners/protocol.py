@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from usemabench.core.hashing import content_hash
+from usemabench.core.schema import SchemaError, validate_protocol
 
 PROTOCOLS_DIR = Path(__file__).parent / "protocols"
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -137,6 +138,10 @@ def protocol_from_dict(contents: dict[str, Any], source: str = "protocol") -> Pr
         "loss": _section(contents, "loss", LossConfig, source),
         "evaluation": _section(contents, "evaluation", EvaluationConfig, source),
     }
+    try:
+        validate_protocol(contents, source)  # the JSON types, before any value is used
+    except SchemaError as error:
+        raise ProtocolError(str(error)) from None
     grad_clip = top["grad_clip_norm"]
     protocol = Protocol(
         name=str(top["name"]),
