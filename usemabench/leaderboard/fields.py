@@ -23,6 +23,7 @@ RUN_COLUMNS: dict[str, tuple[FieldPath, ...]] = {
     # What makes runs comparable beyond their names: runs are pooled only when these agree.
     "protocol_hash": (("protocol", "hash"),),
     "split_hash": (("dataset", "split_hash"),),
+    "data_hash": (("dataset", "data_hash"),),  # content of the data; records before it have none
     "model_config_hash": (("model", "config_hash"),),
     "seed": (("seed",),),
     "device": (("environment", "device"),),

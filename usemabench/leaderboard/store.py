@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -81,29 +82,53 @@ def read_per_case(csv_path: Path) -> pd.DataFrame:
     return table[~table["class"].str.lower().isin(PER_CASE_SUMMARY_CLASSES)]
 
 
-def load_records(records_dir: str | os.PathLike) -> RecordSet:
-    """Read all records under `records_dir`; bad records and per-case files become `problems`."""
+SHIPPED_LABEL = "usemabench-reference"  # how record paths of the package's own records are shown
+
+
+def shipped_records_dir() -> Path:
+    """The reference records shipped inside the package (read-only package data; may hold no records)."""
+    return Path(str(resources.files("usemabench"))) / "reference" / "records"
+
+
+def load_records(records_dir: str | os.PathLike, *, shipped: bool = False) -> RecordSet:
+    """Read all records under `records_dir`; bad records and per-case files become `problems`.
+
+    With `shipped`, the package's reference records (`shipped_records_dir()`) are read too, as a read-only
+    source beside `records_dir`: their paths are shown as `usemabench-reference/...`, a record whose file
+    name `records_dir` also holds is the user's copy and is read once, and a missing `records_dir` is then
+    no error (a user in an empty folder still sees the reference).
+    """
     root = Path(records_dir)
+    sources = [(root, "")]
+    if shipped and shipped_records_dir().is_dir() and shipped_records_dir().resolve() != root.resolve():
+        sources.append((shipped_records_dir(), SHIPPED_LABEL))
     if not root.is_dir():
-        raise FileNotFoundError(f"records folder {root} does not exist")
-    records, skipped = read_records(root)
-    problems = [Problem(_relative(item.path, root), _strip_path_prefix(item.reason, item.path)) for item in skipped]
+        if len(sources) == 1:
+            raise FileNotFoundError(f"records folder {root} does not exist")
+        sources = sources[1:]
     extractors = {"eval": eval_fields, "train": train_fields, "profile": profile_fields, "bench": bench_fields}
     rows: dict[str, list[dict]] = {kind: [] for kind in extractors}
-    per_case_tables = []
-    for record in records:
-        row = extractors[record["kind"]](record)
-        row["record_path"] = _relative(record["_path"], root)
-        rows[record["kind"]].append(row)
-        if record["kind"] == "eval" and record["status"] == "ok" and row["per_case_file"]:
-            csv_path = Path(record["_path"]).parent / str(row["per_case_file"])
-            try:
-                table = read_per_case(csv_path)
-            except ValueError as error:
-                problems.append(Problem(_relative(csv_path, root), f"{error}; used by {row['record_path']}"))
-                continue
-            table.insert(0, "record_path", row["record_path"])
-            per_case_tables.append(table)
+    per_case_tables, problems, seen_names = [], [], set()
+    for source_root, label in sources:
+        records, skipped = read_records(source_root)
+        problems += [Problem(_shown(item.path, source_root, label), _strip_path_prefix(item.reason, item.path)) for item in skipped]
+        names = {Path(record["_path"]).name for record in records}
+        for record in records:
+            if Path(record["_path"]).name in seen_names:
+                continue  # the same run in the user's folder and in the shipped records: the user's copy stands
+            row = extractors[record["kind"]](record)
+            row["record_path"] = _shown(record["_path"], source_root, label)
+            rows[record["kind"]].append(row)
+            if record["kind"] == "eval" and record["status"] == "ok" and row["per_case_file"]:
+                csv_path = Path(record["_path"]).parent / str(row["per_case_file"])
+                try:
+                    table = read_per_case(csv_path)
+                except ValueError as error:
+                    problems.append(Problem(_shown(csv_path, source_root, label), f"{error}; used by {row['record_path']}"))
+                    continue
+                table.insert(0, "record_path", row["record_path"])
+                per_case_tables.append(table)
+        seen_names |= names
     per_case_columns = ["record_path", *PER_CASE_COLUMNS]
     per_case = pd.concat(per_case_tables, ignore_index=True) if per_case_tables else pd.DataFrame(columns=per_case_columns)
     return RecordSet(
@@ -116,6 +141,12 @@ def load_records(records_dir: str | os.PathLike) -> RecordSet:
         counts={kind: len(kind_rows) for kind, kind_rows in rows.items()},
         problems=sorted(problems, key=lambda problem: (problem.path, problem.reason)),
     )
+
+
+def _shown(path: str | os.PathLike, root: Path, label: str) -> str:
+    """A path as pages show it: relative to its source folder, under `label` for a source other than the user's."""
+    relative = _relative(path, root)
+    return f"{label}/{relative}" if label else relative
 
 
 def _columns_of(extract) -> list[str]:
