@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from usemabench.datasets.errors import DatasetError
 from usemabench.hub import PretrainedError
-from usemabench.leaderboard.records import RecordError
+from usemabench.core.schema import RecordError
 from usemabench.runners.checkpoint import CheckpointError
 from usemabench.runners.errors import UsageError
 from usemabench.runners.protocol import ProtocolError
@@ -67,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as error:
         print(f"usemabench {args.command}: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as interrupt:  # Ctrl-C: one line (a run's says where it resumes), the shell's code 130
+        print(f"usemabench {args.command}: {str(interrupt) or 'interrupted'}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

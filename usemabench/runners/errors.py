@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from usemabench.zoo.registry import ModelInfo, get_model_info
 
 
@@ -19,3 +21,14 @@ def registered_model(name: str) -> ModelInfo:
         return get_model_info(name)
     except KeyError as error:
         raise UsageError(error.args[0]) from None
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, saying where the same command picks it up again (the CLI prints it in one line).
+
+    A KeyboardInterrupt, so that handlers which record a failed run (`except Exception`) let it pass.
+    """
+
+    def __init__(self, stage: str, checkpoint: Path) -> None:
+        resume = f"resumes from {checkpoint}" if checkpoint.is_file() else f"starts it afresh (no checkpoint yet at {checkpoint})"
+        super().__init__(f"interrupted during {stage}; the same command {resume}")

@@ -29,7 +29,7 @@ from usemabench.runners import defaults
 from usemabench.runners.backends import kernel_backends
 from usemabench.runners.checkpoint import BEST, LAST, load_checkpoint
 from usemabench.runners.distributed import DistributedContext, init_distributed
-from usemabench.runners.errors import UsageError, registered_model
+from usemabench.runners.errors import RunInterrupted, UsageError, registered_model
 from usemabench.runners.evaluate import evaluate_model, write_eval_record
 from usemabench.runners.precision import resolve_device, resolve_precision
 from usemabench.runners.protocol import Protocol, load_protocol
@@ -147,6 +147,8 @@ def run_experiment(request: ExperimentRequest) -> ExperimentOutcome:
         if "evaluate" in request.stages and prepared.context.is_main:
             stage = "evaluation"
             outcome = _evaluate(prepared, model, test_set, train_path)
+    except KeyboardInterrupt:  # Ctrl-C: not a failure to record; the CLI says where the run picks up again
+        raise RunInterrupted(stage, prepared.run_dir / LAST) from None
     except Exception as error:  # noqa: BLE001 - recorded, then reported by the caller
         if not prepared.context.is_main:
             raise
