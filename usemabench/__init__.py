@@ -2,6 +2,21 @@
 
 __version__ = "0.1.0"
 
-from usemabench.zoo.registry import create_model, get_model_info, list_models, register_model  # noqa: E402
+from typing import Any  # noqa: E402
 
-__all__ = ["__version__", "create_model", "get_model_info", "list_models", "register_model"]
+from usemabench.zoo.pretrained import list_pretrained  # noqa: E402
+from usemabench.zoo.registry import get_model_info, list_models, register_model  # noqa: E402
+
+__all__ = [
+    "__version__", "create_model", "from_pretrained", "get_model_info", "list_models", "list_pretrained", "register_model",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """`create_model` and `from_pretrained` load weights, so they live in `usemabench.hub` (above the zoo); they are
+    imported on first use so that importing the zoo alone never imports huggingface_hub."""
+    if name in ("create_model", "from_pretrained"):
+        from usemabench import hub
+
+        return getattr(hub, name)
+    raise AttributeError(f"module 'usemabench' has no attribute {name!r}")

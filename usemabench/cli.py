@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "usemabench.profiler.commands",
     "usemabench.leaderboard.commands",
     "usemabench.hub_commands",
+    "usemabench.weights_commands",
 )
 
 

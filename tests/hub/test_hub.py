@@ -19,7 +19,8 @@ from usemabench.hub import (
     push_folder,
     save_pretrained,
 )
-from usemabench.zoo import FAMILIES, create_model, get_model_info, list_models
+from usemabench import create_model
+from usemabench.zoo import FAMILIES, get_model_info, list_models
 
 from fake_hub import FakeHub
 

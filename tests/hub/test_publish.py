@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,26 +9,8 @@ import yaml
 
 from usemabench.cli import main
 from usemabench.datasets.synthetic import ensure_synthetic
-from usemabench.runners.protocol import load_protocol
 
 from test_hub import hub  # noqa: F401  (the fake-Hub fixture)
-
-
-@pytest.fixture
-def tiny_run(tmp_path: Path) -> tuple[Path, Path]:
-    """usema_tiny trained for 2 iterations on the synthetic set; returns (run_dir, records_dir)."""
-    contents = dict(load_protocol("quick").contents)
-    contents.update(name="tiny-publish", resolution=[32, 32], batch_size=2, epochs=1, iterations_per_epoch=2,
-                    schedule={"name": "poly", "power": 0.9, "warmup_iterations": 0})
-    contents["evaluation"] = {**contents["evaluation"], "saved_cases": 1}
-    protocol = tmp_path / "tiny.json"
-    protocol.write_text(json.dumps(contents))
-    runs, records = tmp_path / "runs", tmp_path / "records"
-    code = main(["run", "--model", "usema_tiny", "--dataset", "synthetic", "--protocol", str(protocol),
-                 "--runs-dir", str(runs), "--records-dir", str(records), "--device", "cpu", "--no-progress"])
-    assert code == 0
-    (best,) = runs.rglob("best.pt")
-    return best.parent, records
 
 
 @pytest.mark.slow

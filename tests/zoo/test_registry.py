@@ -126,28 +126,3 @@ def test_entry_point_plugin_is_discovered(tmp_path: Path) -> None:
     result = run_cli("models", "plugin_*", extra_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "plugin_net" in result.stdout
-
-
-def test_pretrained_true_without_default_weights_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="no published default weights"):
-        create_model("usema_tiny", pretrained=True)
-
-
-def test_pretrained_true_loads_the_registered_default_weights(tmp_path: Path) -> None:
-    from usemabench.hub import save_pretrained
-    from usemabench.zoo.registry import register_model
-
-    @register_model(family="cnn", paper="test", name="weights_default_net", default_weights=str(tmp_path / "w"))
-    def weights_default_net(in_channels: int, num_classes: int) -> nn.Module:
-        return nn.Conv2d(in_channels, num_classes, 1)
-
-    try:
-        original = create_model("weights_default_net")
-        save_pretrained(original, tmp_path / "w")
-        loaded = create_model("weights_default_net", pretrained=True)
-        x = torch.randn(1, 1, 8, 8)
-        torch.testing.assert_close(loaded(x), original(x), rtol=0, atol=0)
-    finally:
-        from usemabench.zoo import registry
-
-        registry._REGISTRY.pop("weights_default_net")

@@ -1,9 +1,11 @@
 """The model registry: one name -> one builder plus the facts a fair benchmark needs about it.
 
-Names follow timm (`arch` or `arch.tag`). Every model takes `(B, C, H, W)` float input and returns logits
-`(B, num_classes, H, W)` at the input size (a list, full resolution first, under deep supervision in
-training mode). Inputs whose size the model cannot take directly are handled by the registered size
-policy, applied by `create_model` through forward hooks so that state-dict keys stay the model's own.
+Names follow timm (`arch` or `arch.tag`): a tag names a set of pretrained weights (`zoo.pretrained`), which
+`usemabench.create_model(..., pretrained=True)` loads; here a tag changes nothing about the built model.
+Every model takes `(B, C, H, W)` float input and returns logits `(B, num_classes, H, W)` at the input size
+(a list, full resolution first, under deep supervision in training mode). Inputs whose size the model cannot
+take directly are handled by the registered size policy, applied by `create_model` through forward hooks so
+that state-dict keys stay the model's own.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from usemabench.zoo.pretrained import list_pretrained, split_model_name
 
 FAMILIES = ("cnn", "mamba", "attention-full", "attention-window", "usema")
 SIZE_POLICIES = ("pad", "error", "any")
@@ -53,7 +57,6 @@ class ModelInfo:
     small: bool = False
     test_variant: str | None = None
     requires: tuple[str, ...] = ()
-    default_weights: str | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -89,7 +92,6 @@ def register_model(
     small: bool = False,
     test_variant: str | None = None,
     requires: tuple[str, ...] | list[str] = (),
-    default_weights: str | None = None,
 ) -> Callable[[ModelBuilder], ModelBuilder]:
     """Decorator registering `builder(in_channels, num_classes, **config) -> nn.Module` under its name.
 
@@ -115,7 +117,6 @@ def register_model(
             small=small,
             test_variant=test_variant,
             requires=tuple(requires),
-            default_weights=default_weights,
             description=(builder.__doc__ or "").strip().split("\n")[0],
         )
         return builder
@@ -161,22 +162,28 @@ def _import_file(path: Path) -> None:
     spec.loader.exec_module(module)  # type: ignore[union-attr]
 
 
-def list_models(pattern: str | None = None, family: str | None = None) -> list[str]:
-    """Registered names, sorted, optionally filtered by a shell-style pattern and a family."""
+def list_models(pattern: str | None = None, family: str | None = None, pretrained: bool = False) -> list[str]:
+    """Registered names, sorted, optionally filtered by a shell-style pattern and a family.
+
+    With `pretrained=True`, as in timm, the `arch.tag` names of the published weights of those models instead.
+    """
     _ensure_loaded()
     names = sorted(_REGISTRY)
+    if pretrained:
+        names = [name for name in list_pretrained() if split_model_name(name)[0] in _REGISTRY]
     if pattern is not None:
         names = fnmatch.filter(names, pattern)
     if family is not None:
         if family not in FAMILIES:
             raise ValueError(f"unknown family {family!r}; families are {', '.join(FAMILIES)}")
-        names = [name for name in names if _REGISTRY[name].family == family]
+        names = [name for name in names if _REGISTRY[split_model_name(name)[0]].family == family]
     return names
 
 
 def get_model_info(name: str) -> ModelInfo:
-    """The ModelInfo of a registered name; an unknown name raises KeyError listing close matches."""
+    """The ModelInfo of a registered name (`arch` or `arch.tag`); an unknown name raises KeyError listing close matches."""
     _ensure_loaded()
+    name = split_model_name(name)[0]
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -186,23 +193,19 @@ def get_model_info(name: str) -> ModelInfo:
 
 
 def create_model(name: str, in_channels: int = 1, num_classes: int = 2, **overrides: Any) -> nn.Module:
-    """Build a registered model with its default config updated by `overrides`.
+    """Build a registered model, untrained, with its default config updated by `overrides`.
 
     The returned module carries `usemabench_spec` (name, channels, classes, overrides), enough to
-    rebuild it exactly, and `usemabench_info` (its ModelInfo). Pass `pretrained="org/repo[@rev]"` or a
-    local folder to load published weights (see `usemabench.hub`), or `pretrained=True` for the registry's
-    default weights (`ModelInfo.default_weights`, pinned to a revision).
+    rebuild it exactly, and `usemabench_info` (its ModelInfo). An `arch.tag` name builds `arch`. Weights are
+    loaded one layer up, by `usemabench.create_model(name, pretrained=...)` (`usemabench.hub`).
     """
-    pretrained = overrides.pop("pretrained", None)
+    if "pretrained" in overrides:
+        raise TypeError(
+            "usemabench.zoo.create_model builds untrained models; load weights with "
+            "usemabench.create_model(name, pretrained=...)"
+        )
+    name = split_model_name(name)[0]
     info = get_model_info(name)
-    if pretrained is True:
-        if info.default_weights is None:
-            raise ValueError(f"model {name!r} has no published default weights; pass pretrained='org/repo[@revision]'")
-        pretrained = info.default_weights
-    if pretrained:
-        from usemabench.hub import load_pretrained
-
-        return load_pretrained(pretrained, name=name, in_channels=in_channels, num_classes=num_classes, **overrides)
     missing = [module for module in info.requires if importlib.util.find_spec(module) is None]
     if missing:
         raise ImportError(f"model {name!r} needs the package(s) {', '.join(missing)}; install them first")
