@@ -74,7 +74,33 @@ WEIGHTS_CONFIGS = [
              r"config\.json: \(top level\): 'usemabench_name' missing", {"key": "usemabench_name", "delete": True}),
 ]
 
-GROUPS = {"RECORDS": RECORDS, "PROTOCOLS": PROTOCOLS, "WEIGHTS_CONFIGS": WEIGHTS_CONFIGS}
+PREDICTED_ANYWAY = "the other images are predicted; this one is named with the reason; exit 1"
+
+PREDICT_IMAGES = [
+    BadInput("predict-corrupt-png", "predict", "a corrupt PNG among good images", PREDICTED_ANYWAY,
+             r"bad\.png: unreadable or corrupt image", {"kind": "corrupt"}),
+    BadInput("predict-nan-tiff", "predict", "a float TIFF holding NaN", PREDICTED_ANYWAY + " (never an all-zero mask)",
+             r"bad\.tif: image holds 3 NaN or infinite value\(s\)", {"kind": "nan"}),
+    BadInput("predict-rgb-for-gray", "predict", "an RGB image for a 1-channel model", PREDICTED_ANYWAY,
+             r"bad\.png: image has 3 channels, the dataset expects 1", {"kind": "rgb"}),
+    BadInput("predict-nan-weights", "predict", "weights that make the output NaN", "every image named with the reason; exit 1",
+             r"the model's output is not finite", {"kind": "nan-weights"}),
+]
+
+PREDICT_RERUNS = [
+    BadInput("predict-resume", "predict", "a re-run after an interrupted run", "masks already written are kept, the rest predicted; no --force needed",
+             r"\(1 more written earlier, kept\)", {"interrupt_at": 1}),
+    BadInput("predict-foreign-files", "predict", "an output folder holding other files of the masks' names",
+             "refused before any work unless --force", r"already holds 1 of the files to write \(case1_overlay\.png\), not written by this command",
+             {"file": "case1_overlay.png"}),
+    BadInput("predict-other-weights", "predict", "a re-run into the folder with other weights",
+             "refused before any work unless --force", r"already holds 2 of the files to write", {"other_weights": True}),
+]
+
+GROUPS = {
+    "RECORDS": RECORDS, "PROTOCOLS": PROTOCOLS, "WEIGHTS_CONFIGS": WEIGHTS_CONFIGS, "PREDICT_IMAGES": PREDICT_IMAGES,
+    "PREDICT_RERUNS": PREDICT_RERUNS,
+}
 
 
 def params(cases: list[BadInput]) -> list:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 import usemabench.hub
+import usemabench.runners.predict as predict
+from reliability_cases import PREDICT_IMAGES, PREDICT_RERUNS, params
 from usemabench.cli import main
 from usemabench.leaderboard.records import read_records
 from usemabench.runners.experiment import ExperimentRequest, run_experiment
@@ -92,17 +96,100 @@ def test_the_input_folder_is_never_the_output_folder(weights_and_images, capsys)
     assert {path.name: path.read_bytes() for path in images.iterdir()} == before
 
 
-def test_existing_masks_are_replaced_only_with_force(weights_and_images, tmp_path, capsys):
+@pytest.mark.parametrize("case", [case for case in PREDICT_RERUNS if case.id == "predict-foreign-files"], ids=lambda case: case.id)
+def test_other_files_in_the_way_are_replaced_only_with_force(weights_and_images, tmp_path, capsys, case):
     weights, images = weights_and_images
     output = tmp_path / "masks"
     output.mkdir()
-    (output / "case1_overlay.png").write_bytes(b"mine")
+    (output / case.data["file"]).write_bytes(b"mine")
     assert main(predict_argv(weights, images, output)) == 0  # an overlay is not written without --overlay
+    capsys.readouterr()
     assert main(predict_argv(weights, images, output, "--overlay")) == 1
-    assert "masks already holds 3 of the files to write (case0.png, case1.png, case1_overlay.png); pass --force" in capsys.readouterr().err
-    assert (output / "case1_overlay.png").read_bytes() == b"mine" and not (output / "case0_overlay.png").exists()
+    assert re.search(case.message, capsys.readouterr().err)
+    assert (output / case.data["file"]).read_bytes() == b"mine" and not (output / "case0_overlay.png").exists()
     assert main(predict_argv(weights, images, output, "--overlay", "--force")) == 0
-    assert (output / "case1_overlay.png").read_bytes() != b"mine"
+    assert (output / case.data["file"]).read_bytes() != b"mine"
+
+
+@pytest.mark.parametrize("case", [case for case in PREDICT_RERUNS if case.id == "predict-resume"], ids=lambda case: case.id)
+def test_a_rerun_keeps_the_masks_it_wrote_and_needs_no_force(weights_and_images, tmp_path, monkeypatch, capsys, case):
+    weights, images = weights_and_images
+    output = tmp_path / "masks"
+    segment, calls = predict.segment, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > case.data["interrupt_at"]:
+            raise KeyboardInterrupt
+        return segment(*args, **kwargs)
+
+    monkeypatch.setattr(predict, "segment", interrupted)
+    assert main(predict_argv(weights, images, output, "--overlay")) == 130
+    first = output / "case0.png"
+    written = (first.stat().st_mtime_ns, first.read_bytes())
+    assert not (output / "case1.png").exists()
+    monkeypatch.setattr(predict, "segment", segment)
+    capsys.readouterr()
+    assert main(predict_argv(weights, images, output, "--overlay")) == 0
+    assert re.search(case.message, capsys.readouterr().out)
+    assert (first.stat().st_mtime_ns, first.read_bytes()) == written  # kept, not redone
+    assert (output / "case1.png").is_file() and (output / "case1_overlay.png").is_file()
+    Image.fromarray(np.full((20, 18), 200, dtype=np.uint8)).save(images / "case1.png")  # a changed image is redone
+    assert main(predict_argv(weights, images, output, "--overlay")) == 0
+    assert re.search(case.message, capsys.readouterr().out)
+    first.write_bytes(b"edited by the user")  # no longer what predict wrote: in the way again
+    assert main(predict_argv(weights, images, output)) == 1
+    assert "already holds 1 of the files to write (case0.png)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", [case for case in PREDICT_RERUNS if case.id == "predict-other-weights"], ids=lambda case: case.id)
+def test_masks_of_other_weights_are_not_taken_for_done(weights_and_images, tmp_path, capsys, case):
+    weights, images = weights_and_images
+    output = tmp_path / "masks"
+    assert main(predict_argv(weights, images, output)) == 0
+    torch.manual_seed(1)
+    other = usemabench.hub.save_pretrained(create_model("nnunet_small"), tmp_path / "other")
+    capsys.readouterr()
+    assert main(predict_argv(other, images, output)) == 1
+    assert re.search(case.message, capsys.readouterr().err)
+    assert main(predict_argv(other, images, output, "--force")) == 0
+
+
+def write_bad_image(images, kind: str) -> str:
+    if kind == "corrupt":
+        (images / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+        return "bad.png"
+    if kind == "nan":
+        values = np.full((20, 18), 0.5, dtype=np.float32)
+        values[0, :3] = np.nan
+        Image.fromarray(values, mode="F").save(images / "bad.tif")
+        return "bad.tif"
+    Image.fromarray(np.full((20, 18, 3), 90, dtype=np.uint8)).save(images / "bad.png")
+    return "bad.png"
+
+
+@pytest.mark.parametrize("case", params(PREDICT_IMAGES))
+def test_every_good_image_is_predicted_and_every_bad_one_named(weights_and_images, tmp_path, capsys, case):
+    weights, images = weights_and_images
+    if case.data["kind"] == "nan-weights":
+        model = create_model("nnunet_small")
+        with torch.no_grad():
+            next(model.parameters()).fill_(float("nan"))
+        weights, bad = usemabench.hub.save_pretrained(model, tmp_path / "nan-weights"), None
+    else:
+        bad = write_bad_image(images, case.data["kind"])
+    output = tmp_path / "masks"
+    assert main(predict_argv(weights, images, output)) == 1
+    captured = capsys.readouterr()
+    failures = [line for line in captured.err.splitlines() if line.startswith("usemabench predict: ")]
+    if bad is None:
+        assert len(failures) == 2 and all(re.search(case.message, line) for line in failures)
+        assert not list(output.glob("*.png"))
+    else:
+        assert len(failures) == 1 and re.search(case.message, failures[0]) and str(images / bad) in failures[0]
+        assert sorted(path.name for path in output.glob("*.png")) == ["case0.png", "case1.png"]
+        assert "wrote 2 masks" in captured.out and "1 image(s) failed" in captured.out
+    assert "Traceback" not in captured.err
 
 
 @pytest.mark.parametrize("side", ["0", "-5", "x"])

@@ -186,8 +186,10 @@ def predict_command(args: argparse.Namespace) -> int:
         normalization=args.normalization, eval_policy=args.eval_policy, device=args.device, progress=not args.no_progress,
         overwrite=args.force,
     )
-    print(f"wrote {len(written)} masks to {args.output_dir}")
-    return 0
+    for path, reason in report.failed:
+        print(f"usemabench predict: {path}: {reason}", file=sys.stderr)
+    print(report.summary(args.output_dir))
+    return 1 if report.failed else 0
 
 
 def sweep_command(args: argparse.Namespace) -> int:
