@@ -98,7 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--eval-policy", choices=("resize", "sliding_window"), default=None, help="default: from the checkpoint, else resize")
     predict.add_argument("--device", default="auto")
     predict.add_argument("--no-progress", action="store_true")
-    predict.add_argument("--force", action="store_true", help="replace masks (and overlays) already in OUTPUT_DIR")
+    predict.add_argument("--force", action="store_true", help="redo every mask and replace any file of their names in OUTPUT_DIR (without it, a re-run keeps the masks it wrote and refuses other files in the way)")
     predict.set_defaults(handler=predict_command)
 
     sweep = subparsers.add_parser("sweep", help="models x datasets x seeds; skips finished combinations, records failures")
