@@ -97,9 +97,15 @@ PREDICT_RERUNS = [
              "refused before any work unless --force", r"already holds 2 of the files to write", {"other_weights": True}),
 ]
 
+SPLITS = [
+    BadInput("split-after-bad-pair", "train / run on a new folder dataset", "a corrupt image, then its pair removed by the user",
+             "the file is named and no split file is written, so the re-run works without --force",
+             r"case_2\.png: unreadable or corrupt image", {"image": "case_2.png"}),
+]
+
 GROUPS = {
     "RECORDS": RECORDS, "PROTOCOLS": PROTOCOLS, "WEIGHTS_CONFIGS": WEIGHTS_CONFIGS, "PREDICT_IMAGES": PREDICT_IMAGES,
-    "PREDICT_RERUNS": PREDICT_RERUNS,
+    "PREDICT_RERUNS": PREDICT_RERUNS, "SPLITS": SPLITS,
 }
 
 

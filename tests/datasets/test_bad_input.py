@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dataset_helpers import make_folder_dataset, save
+from reliability_cases import SPLITS, params
 from usemabench.cli import main
 from usemabench.datasets import DatasetError, SegmentationDataset, get_dataset_spec
 from usemabench.datasets.spec import DatasetSpec
@@ -156,3 +157,17 @@ def test_verify_command_lists_every_problem(dataset_and_spec, capsys):
 def test_unknown_dataset_suggests_names():
     with pytest.raises(DatasetError, match=r"unknown dataset 'kvasir'; did you mean kvasir_seg\?"):
         get_dataset_spec("kvasir")
+
+
+@pytest.mark.parametrize("case", params(SPLITS))
+def test_the_split_file_is_written_only_once_the_data_passes(tmp_path: Path, case):
+    root = make_folder_dataset(tmp_path / "disks", cases=6)
+    (root / "images" / case.data["image"]).write_bytes(b"not an image")
+    spec = binary_spec(root, tmp_path / "split.json")
+    with pytest.raises(DatasetError, match=case.message):
+        SegmentationDataset(spec, "train")
+    assert not spec.split_path.exists()
+    (root / "images" / case.data["image"]).unlink()  # the user removes the bad pair and runs again
+    (root / "masks" / case.data["image"]).unlink()
+    assert len(SegmentationDataset(spec, "train")) + len(SegmentationDataset(spec, "test")) >= 4
+    assert spec.split_path.is_file()

@@ -23,6 +23,7 @@ from typing import Any
 from usemabench.datasets.errors import DatasetError
 from usemabench.datasets.sources import Source, open_source
 from usemabench.datasets.spec import PACKAGED_SPLITS, DatasetSpec
+from usemabench.datasets.verify import verify_cases
 from usemabench.core.io import atomic_write_json
 from usemabench.core.hashing import content_hash
 
@@ -275,7 +276,13 @@ def ensure_split_file(spec: DatasetSpec) -> SplitFile:
         return read_split_file(path)
     if path.is_relative_to(PACKAGED_SPLITS):
         raise DatasetError(f"{path}: the committed split file of dataset '{spec.name}' is missing from the package")
-    split_file = write_split_file(path, generate_split_file(spec))
+    split_file = generate_split_file(spec)
+    # Verified first: a split written for data that fails would go stale once the user removes the bad pair.
+    for uri, source in spec_sources(spec, split_file.splits).items():
+        verify_cases(spec, source, source.case_ids()).raise_if_problems(
+            f"{uri}", f" (all of them: usemabench datasets verify {spec.source}); the split file is written once the data passes"
+        )
+    split_file = write_split_file(path, split_file)
     logger.warning("wrote a new split file for '%s': %s (later runs reuse it; keep it with your results)", spec.name, path)
     return split_file
 
