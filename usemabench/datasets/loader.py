@@ -11,6 +11,7 @@ from torchvision import tv_tensors
 
 from usemabench.datasets.cases import load_case
 from usemabench.datasets.errors import DatasetError
+from usemabench.datasets.regions import describe_ignored, region_file
 from usemabench.datasets.spec import DatasetSpec, get_dataset_spec
 from usemabench.datasets.splits import check_split_matches_data, ensure_split_file, spec_sources
 from usemabench.datasets.transforms import normalize_image
@@ -21,6 +22,8 @@ Transform = Callable[[tv_tensors.Image, tv_tensors.Mask], tuple[Any, Any]]
 
 class SegmentationDataset(Dataset):
     """Items `{"image": float32 (C, H, W), "mask": int64 (H, W), "case_id": str}` of one split.
+
+    Mask pixels left out of the loss and the metrics hold IGNORE_INDEX (-1; see `regions.py`).
 
     Construction checks, before any training starts, that the split file still matches the data and
     that every pair of the split is readable, same-sized and holds only allowed labels; a problem
@@ -67,6 +70,14 @@ class SegmentationDataset(Dataset):
             "mask": mask.as_subclass(torch.Tensor).to(torch.int64).contiguous(),
             "case_id": case_id,
         }
+
+    @property
+    def ignored_pixels(self) -> str:
+        """What this split leaves out of the loss and the metrics, in words ('none' when nothing), for records."""
+        masks = getattr(self.source, "masks", {})  # folder sources: case id -> mask file
+        case_id = next((case_id for case_id in self.case_ids if case_id in masks), None)
+        region = region_file(masks[case_id], case_id) if case_id is not None else None
+        return describe_ignored(region[0] if region else None, self.spec.ignore_index)
 
     def record_entry(self) -> dict[str, Any]:
         """The `dataset` field of a record: name, source, split and split hash."""

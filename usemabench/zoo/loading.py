@@ -93,8 +93,7 @@ def load_state(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source:
             problems.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
         hint = ""
         if reshaped and not missing and not unexpected:
-            hint = (" The weights were trained for another channel or class count, or another config: "
-                    "build the model as the weights were trained, or pass no in_channels/num_classes.")
+            hint = " The weights were trained with another channel or class count, or another config, than this model has."
         raise WeightsError(f"{source}: weights do not fit {built}: {'; '.join(problems)}.{hint}")
     cast = {
         key: value.to(expected[key].dtype) if value.is_floating_point() and expected[key].is_floating_point() else value
