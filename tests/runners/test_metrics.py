@@ -11,6 +11,7 @@ from monai.metrics import compute_hausdorff_distance
 from scipy.ndimage import binary_erosion
 from scipy.spatial.distance import cdist
 
+from usemabench.datasets.regions import IGNORE_INDEX
 from usemabench.runners.metrics import case_metrics, foreground_dice, image_diagonal, summarize
 
 
@@ -164,3 +165,31 @@ def test_the_conventions_differ_where_one_direction_has_a_long_tail():
     scores = case_metrics(prediction, target, 2)[1]
     assert scores["hd95"] == pytest.approx(9.7) and scores["hd95_pooled"] == pytest.approx(7.9)
     assert (scores["hd95"], scores["hd95_pooled"]) == pytest.approx(_reference_hd95s(prediction.numpy() == 1, target.numpy() == 1))
+
+
+def test_ignored_pixels_are_neither_hits_nor_misses():
+    # Target square at columns 2-5; the prediction adds a false blob at columns 10-12, which lies outside
+    # the field of view (target == IGNORE_INDEX from column 9): scores equal those of a perfect prediction.
+    prediction, target = masks(16)
+    target[2:6, 2:6] = 1
+    prediction[2:6, 2:6] = 1
+    prediction[3:5, 10:13] = 1
+    target[:, 9:] = IGNORE_INDEX
+    assert case_metrics(prediction, target, 2)[1] == {"dice": 1.0, "iou": 1.0, "hd95": 0.0, "nsd": 1.0, "hd95_pooled": 0.0}
+    assert foreground_dice(prediction, target, 2) == 1.0
+
+
+def test_scores_with_an_ignore_region_equal_those_of_the_masked_maps():
+    prediction, target = _blobs(3)
+    ignored = target.clone()
+    ignored[:, 30:] = IGNORE_INDEX
+    expected = case_metrics(prediction.masked_fill(ignored == IGNORE_INDEX, 0), target.masked_fill(ignored == IGNORE_INDEX, 0), 2)
+    assert case_metrics(prediction, ignored, 2) == expected
+    assert case_metrics(prediction, ignored, 2) != case_metrics(prediction, target, 2)
+
+
+def test_a_structure_only_inside_the_ignored_area_counts_as_absent():
+    prediction, target = masks(8)
+    target[1, 1] = IGNORE_INDEX
+    prediction[1, 1] = 1
+    assert case_metrics(prediction, target, 2)[1]["dice"] == 1.0  # both empty where scored

@@ -5,13 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from usemabench.datasets.errors import DatasetError
-from usemabench.datasets.imaging import image_to_float
+from usemabench.datasets.imaging import image_to_float, read_image
+from usemabench.datasets.regions import apply_region, region_file
 from usemabench.datasets.sources import Source
 from usemabench.datasets.spec import DatasetSpec
 
 
 def load_case(spec: DatasetSpec, source: Source, case_id: str) -> tuple[np.ndarray, np.ndarray]:
     """(image float32 (C, H, W) scaled to [0, 1] for integer files, mask int64 (H, W) class indices).
+
+    Ignored pixels (a `fov/` or `ignore/` region beside the masks, or the spec's `ignore_index`) hold
+    IGNORE_INDEX in the mask (`regions.py`).
 
     Raises DatasetError naming the file for an unreadable file, a missing mask, an image/mask size
     mismatch, a channel count the spec does not take, non-finite pixels or a label value not allowed.
@@ -26,4 +30,9 @@ def load_case(spec: DatasetSpec, source: Source, case_id: str) -> tuple[np.ndarr
     image = image_to_float(pair.image, spec.in_channels, pair.image_name)
     if image.dtype.kind == "f" and not np.isfinite(image).all():
         raise DatasetError(f"{pair.image_name}: image holds NaN or infinite values")
-    return image, spec.decode_mask(pair.mask, pair.mask_name)
+    labels = spec.decode_mask(pair.mask, pair.mask_name)
+    region = region_file(pair.mask_name, case_id)
+    if region is not None:
+        kind, path = region
+        labels = apply_region(labels, read_image(path), kind, str(path))
+    return image, labels

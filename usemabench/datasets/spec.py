@@ -17,6 +17,7 @@ import numpy as np
 
 from usemabench.datasets.errors import DatasetError
 from usemabench.datasets.labels import MASK_ENCODINGS, decode_mask
+from usemabench.datasets.regions import IGNORE_INDEX
 
 TASKS = ("binary", "multiclass")
 EVAL_POLICIES = ("resize", "sliding_window")
@@ -36,6 +37,7 @@ class DatasetSpec:
         size) or `"sliding_window"` (native-scale patches of the training resolution, blended).
     split_file: a file in the package's `datasets/splits/` or an absolute path.
     split_sources: per-split source overriding `source` (e.g. a separate official test folder).
+    ignore_index: a raw mask value whose pixels are left out of the loss and the metrics (`regions.py`).
     """
 
     name: str
@@ -53,6 +55,7 @@ class DatasetSpec:
     mask_threshold: int = 127
     eval_policy: str = "resize"
     split_sources: Mapping[str, str] = field(default_factory=dict)
+    ignore_index: int | None = None
     homepage: str = ""
     description: str = ""
 
@@ -85,6 +88,8 @@ class DatasetSpec:
             problems.append(f"mask_encoding {self.mask_encoding!r} gives a binary mask; task must be 'binary'")
         if self.label_map is not None and any(not 0 <= v < len(self.class_names) for v in self.label_map.values()):
             problems.append(f"label_map {dict(self.label_map)} maps to classes outside 0..{len(self.class_names) - 1}")
+        if self.ignore_index is not None and self.ignore_index < 0:
+            problems.append(f"ignore_index must be a raw mask value >= 0, got {self.ignore_index}")
         if self.eval_policy not in EVAL_POLICIES:
             problems.append(f"eval_policy {self.eval_policy!r} is not one of {EVAL_POLICIES}")
         if isinstance(self.normalization, Mapping):
@@ -115,8 +120,17 @@ class DatasetSpec:
         return path if path.is_absolute() else PACKAGED_SPLITS / path
 
     def decode_mask(self, raw: np.ndarray, where: str) -> np.ndarray:
-        """(H, W) int64 class indices of a raw mask; DatasetError naming `where` for values not allowed."""
-        return decode_mask(
+        """(H, W) int64 class indices of a raw mask; DatasetError naming `where` for values not allowed.
+
+        Pixels of raw value `ignore_index` get IGNORE_INDEX (they are decoded as background first, so that
+        they pass the value check and never become foreground under a threshold)."""
+        ignored = None
+        if self.ignore_index is not None:
+            if raw.ndim != 2:
+                raise DatasetError(f"{where}: ignore_index={self.ignore_index} needs a single-channel mask, got {raw.shape[2]} channels")
+            ignored = raw == self.ignore_index
+            raw = np.where(ignored, 0, raw)
+        labels = decode_mask(
             raw,
             encoding=self.mask_encoding,
             num_classes=self.num_classes,
@@ -124,6 +138,7 @@ class DatasetSpec:
             threshold=self.mask_threshold,
             where=where,
         )
+        return labels if ignored is None else np.where(ignored, IGNORE_INDEX, labels)
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}

@@ -2,7 +2,8 @@
 
 Beside the record (same file stem) go the per-case CSV (`<stem>.cases.csv`: case_id, class, dice, iou,
 hd95, nsd, hd95_pooled) and, for the first few cases by id, PNGs for the qualitative panel: the prediction and the
-ground truth as label maps (pixel value = class index) and the image scaled to 0-255. Their paths,
+ground truth as label maps (pixel value = class index; ignored pixels shown as background) and the image
+scaled to 0-255. Their paths,
 relative to the record's folder, are the record's `files`.
 """
 
@@ -65,7 +66,7 @@ def evaluate_model(
             rows.append({"case_id": case["case_id"], "class": class_names[class_index], **values})
         if rank < saved_cases:
             saved["images"].append((case["case_id"], display_image(case["image"])))
-            saved["labels"].append((case["case_id"], case["mask"].numpy().astype(np.uint8)))
+            saved["labels"].append((case["case_id"], case["mask"].clamp_min(0).numpy().astype(np.uint8)))
             saved["predictions"].append((case["case_id"], prediction.numpy().astype(np.uint8)))
     metrics = summarize(rows, class_names[1:])
     metrics["settings"] = {
@@ -77,6 +78,8 @@ def evaluate_model(
         "hd_percentile": 95,
         "hd95_conventions": dict(HD95_CONVENTIONS),
         "empty_mask_rule": EMPTY_MASK_RULE,
+        # pixels left out of every metric (and of the loss), e.g. "pixels outside the fov/ mask"; see runners.metrics
+        "ignored_pixels": getattr(dataset, "ignored_pixels", "none"),
         "library": "monai.metrics (compute_dice, compute_iou, compute_surface_dice, utils.get_edge_surface_distance)",
     }
     return Evaluation(rows, metrics, saved)

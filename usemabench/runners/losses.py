@@ -4,6 +4,10 @@ nnU-Net v2 (and U-Mamba, which trains with it) uses a batch soft Dice over the f
 cross-entropy, weighted 1:1. Under deep supervision output i (full resolution first) gets weight 2^-i,
 the coarsest output gets 0, and the weights are normalised to sum to 1; targets are downsampled by
 nearest-neighbour to each output's size.
+
+Pixels labelled IGNORE_INDEX (outside a field of view, inside an ignore mask, letterbox padding) add
+nothing to either term: MONAI's DiceLoss masks them (`ignore_index`), cross-entropy averages over the rest.
+Without ignored pixels the value is bit for bit that of MONAI's DiceCELoss with the same settings.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceCELoss
+from monai.losses import DiceLoss
 from torch import nn
+
+from usemabench.datasets.regions import IGNORE_INDEX
 
 
 def deep_supervision_weights(num_outputs: int) -> list[float]:
@@ -35,17 +41,25 @@ class SegmentationLoss(nn.Module):
     def __init__(self, dice_weight: float = 1.0, ce_weight: float = 1.0, deep_supervision: bool = True) -> None:
         super().__init__()
         self.deep_supervision = deep_supervision
+        self.dice_weight, self.ce_weight = dice_weight, ce_weight
         # nnU-Net's soft Dice: foreground classes only, sums over the whole batch, smoothing 1e-5.
-        self.dice_ce = DiceCELoss(
+        self.dice = DiceLoss(
             include_background=False,
             to_onehot_y=True,
             softmax=True,
             batch=True,
             smooth_nr=1e-5,
             smooth_dr=1e-5,
-            lambda_dice=dice_weight,
-            lambda_ce=ce_weight,
+            ignore_index=IGNORE_INDEX,
         )
+        self.cross_entropy = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+
+    def dice_ce(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Dice + CE of logits (B, K, H, W) against float labels (B, 1, H, W), ignored pixels left out."""
+        targets = labels[:, 0].long()
+        if bool((targets == IGNORE_INDEX).all()):  # nothing to score (a crop wholly outside the field of view)
+            return logits.sum() * 0.0
+        return self.dice_weight * self.dice(logits, labels) + self.ce_weight * self.cross_entropy(logits, targets)
 
     def forward(self, outputs: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         if isinstance(outputs, torch.Tensor):

@@ -19,6 +19,11 @@ Units: distances (HD95, the NSD tolerance) are in pixels unless a pixel `spacing
 in which case they are in the spacing's unit (e.g. mm). The image diagonal is sqrt(H² + W²) in the same
 unit. The benchmark's 2D datasets carry no spacing, so its evaluation passes none and reports pixels.
 Metrics are computed for the foreground classes 1..K-1; background is not scored.
+
+Ignored pixels (target == IGNORE_INDEX: outside a field of view, inside an ignore mask) are set to
+background in both prediction and target before scoring, so they are neither hits nor misses for Dice and
+IoU, and never boundary points for HD95 and NSD; a structure cut by the ignored area gets a boundary along
+the cut in both maps. "Empty" in the rule above means empty within the scored pixels.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from monai.metrics import compute_dice, compute_iou, compute_surface_dice
 from monai.metrics.utils import get_edge_surface_distance
+
+from usemabench.datasets.regions import IGNORE_INDEX
 
 METRIC_NAMES = ("dice", "iou", "hd95", "nsd", "hd95_pooled")
 HD95_CONVENTIONS = {
@@ -57,6 +64,7 @@ def case_metrics(
         raise ValueError(f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} must be equal (H, W) label maps")
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2 (background + foreground), got {num_classes}")
+    prediction, target = scored_pixels(prediction, target)
     predicted = _one_hot(prediction, num_classes)
     reference = _one_hot(target, num_classes)
     spacing_arg = list(spacing) if spacing is not None else None
@@ -103,6 +111,14 @@ def _hd95_both(predicted: torch.Tensor, reference: torch.Tensor, spacing: list[f
     return float(directed), float(pooled)
 
 
+def scored_pixels(prediction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`prediction` and `target` with the ignored pixels (target == IGNORE_INDEX) set to background in both."""
+    ignored = target == IGNORE_INDEX
+    if not bool(ignored.any()):
+        return prediction, target
+    return prediction.masked_fill(ignored, 0), target.masked_fill(ignored, 0)
+
+
 def _one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     labels = labels.long().cpu()
     if labels.min() < 0 or labels.max() >= num_classes:
@@ -131,6 +147,7 @@ def summarize(rows: Sequence[dict], class_names: Sequence[str]) -> dict:
 
 def foreground_dice(prediction: torch.Tensor, target: torch.Tensor, num_classes: int) -> float:
     """Mean Dice over foreground classes with the empty-mask rule: the fast validation score of training."""
+    prediction, target = scored_pixels(prediction, target)
     values = []
     for class_index in range(1, num_classes):
         predicted = prediction == class_index

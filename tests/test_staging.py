@@ -1,0 +1,75 @@
+"""All-or-nothing output folders (usemabench.core.staging): every new file goes in, or none does."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from usemabench.core.staging import OutputError, staged_outputs
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture
+def outputs(tmp_path: Path) -> tuple[Path, Path]:
+    """An earlier build: a table in tables/ and a page in site/, each naming its build."""
+    tables, site = tmp_path / "tables", tmp_path / "site"
+    (site / "figures").mkdir(parents=True)
+    tables.mkdir()
+    (tables / "board.md").write_text("old board")
+    (site / "index.html").write_text("old page")
+    (site / "figures" / "old.png").write_bytes(b"old figure")
+    return tables, site
+
+
+def test_the_new_files_replace_the_old_ones_and_links_keep_their_layout(outputs, tmp_path):
+    tables, site = outputs
+    with staged_outputs(tables, site) as staging:
+        staged_tables, staged_site = staging.folder(tables), staging.folder(site)
+        assert os.path.relpath(staged_site / "figures", staged_tables) == os.path.relpath(site / "figures", tables)
+        (staged_tables / "board.md").write_text("new board")
+        (staged_site / "figures").mkdir()
+        (staged_site / "figures" / "new.png").write_bytes(b"new figure")
+        (staged_site / "index.html").write_text("new page")
+        staging.remove(site / "figures" / "old.png")
+        assert tree(tables) == {"board.md": b"old board"}  # nothing changes before the block ends
+    assert tree(tables) == {"board.md": b"new board"}
+    assert tree(site) == {"figures/new.png": b"new figure", "index.html": b"new page"}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["site", "tables"]  # the staging folder is gone
+
+
+def test_an_error_while_writing_changes_nothing(outputs, tmp_path):
+    tables, site = outputs
+    before = tree(tmp_path)
+    with pytest.raises(RuntimeError, match="chart failed"):
+        with staged_outputs(tables, site) as staging:
+            (staging.folder(tables) / "board.md").write_text("new board")
+            raise RuntimeError("chart failed")
+    assert tree(tmp_path) == before and sorted(path.name for path in tmp_path.iterdir()) == ["site", "tables"]
+
+
+def test_a_failing_swap_puts_every_old_file_back_and_names_the_path(outputs, tmp_path):
+    tables, site = outputs
+    (site / "report.csv").mkdir()  # a folder where the new build puts a file: that rename fails
+    (site / "report.csv" / "mine.txt").write_text("the user's")
+    before = tree(tmp_path)
+    with pytest.raises(OutputError, match=r"nothing was changed: .*report\.csv"):
+        with staged_outputs(tables, site) as staging:
+            (staging.folder(tables) / "board.md").write_text("new board")
+            (staging.folder(site) / "index.html").write_text("new page")
+            (staging.folder(site) / "report.csv").write_text("new csv")
+            staging.remove(site / "figures" / "old.png")
+    assert tree(tmp_path) == before
+
+
+def test_a_disk_error_inside_the_block_is_one_output_error(outputs):
+    tables, site = outputs
+    with pytest.raises(OutputError, match=r"cannot write outputs, nothing was changed: .*full\.png: No space left on device"):
+        with staged_outputs(tables, site) as staging:
+            target = staging.folder(site) / "full.png"
+            raise OSError(28, "No space left on device", str(target))
+    assert (tables / "board.md").read_text() == "old board"
