@@ -36,18 +36,19 @@ ALLOWED = {
 
 # Modules whose layer is not their folder's name.
 PLACED = {
-    # The package itself: `usemabench/__init__.py` re-exports the model registry (create_model, ...), so
-    # importing `usemabench` loads zoo; a module below zoo must not import it.
-    "usemabench": "zoo",
+    # The package itself: `usemabench/__init__.py` re-exports the model registry and (on first use) hub's
+    # create_model and from_pretrained, so importing `usemabench` may load hub; zoo and datasets must not import it.
+    "usemabench": "hub",
     "usemabench.hub": "hub",  # push and pull of weights: on top of zoo's registry
     # Model cards read the dataset registry and the leaderboard's statistics.
     "usemabench.model_card": "leaderboard",
     # Command-line wiring: each command group registers its own subcommands and may call any layer, so every
-    # `commands.py` (zoo/, datasets/, runners/, profiler/, leaderboard/) and the modules only they use sit at the top.
+    # `commands.py` (zoo/, datasets/, runners/, profiler/, leaderboard/), every top-level `*_commands.py` and the
+    # modules only they use sit at the top (see `layer_of`).
     "usemabench.cli": "cli",
     "usemabench.__main__": "cli",
-    "usemabench.hub_commands": "cli",
     "usemabench.text_table": "cli",  # plain-text tables of the listing commands
+    "usemabench.pretrained_export": "cli",  # `usemabench weights export/publish`: a finished run -> Hub entry
     # `usemabench run` with no arguments: trains, profiles and rebuilds the leaderboard and reports in one call,
     # so it composes every layer; only runners/commands.py calls it.
     "usemabench.runners.main_job": "cli",
@@ -60,10 +61,10 @@ def module_name(path: Path) -> str:
 
 
 def layer_of(module: str) -> str:
-    """PLACED, else `*.commands` -> cli, else the subpackage name (usemabench.<layer>....)."""
+    """PLACED, else `commands` and `*_commands` modules -> cli, else the subpackage name (usemabench.<layer>....)."""
     if module in PLACED:
         return PLACED[module]
-    if module.rsplit(".", 1)[-1] == "commands":
+    if module.rsplit(".", 1)[-1] == "commands" or module.endswith("_commands"):
         return "cli"
     parts = module.split(".")
     if len(parts) < 2 or parts[1] not in ALLOWED:
@@ -124,6 +125,14 @@ def test_imports_run_down_the_layers(path: Path):
         if target_layer != layer and target_layer not in ALLOWED[layer]:
             upward.append(f"line {item.line}: {item.module} ({layer}) imports {item.target} ({target_layer})")
     assert not upward, "imports that run up the layers:\n" + "\n".join(upward)
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "datasets").rglob("*.py")), ids=lambda path: path.name)
+def test_datasets_import_nothing_that_trains_or_ranks(path: Path):
+    """Not even the `datasets` command wiring: the data layer stands on its own below runners and the leaderboard."""
+    above = [f"line {item.line}: {item.target}" for item in imports_of(path)
+             if item.target.split(".")[1:2] in (["runners"], ["profiler"], ["leaderboard"], ["reports"])]
+    assert not above, "\n".join(above)
 
 
 def test_the_allowed_edges_have_no_cycle():

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from usemabench.leaderboard.build import build
+from usemabench.reports.build import build
 from usemabench.leaderboard.records import make_record, model_entry, write_record
 
 GPU = "NVIDIA H100 80GB HBM3"

@@ -2,7 +2,7 @@
 
 import shutil
 
-from usemabench.leaderboard.build import FIGURES_MANIFEST, build
+from usemabench.reports.build import FIGURES_MANIFEST, build
 
 
 def test_a_rebuild_removes_its_own_old_figures_and_keeps_the_users_files(fabricated_records, tmp_path):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from usemabench.leaderboard.build import build
+from usemabench.reports.build import build
 from usemabench.reports.figures import SOFTWARE_KEY
 
 REPOSITORY = Path(__file__).resolve().parents[2]

@@ -10,8 +10,9 @@ def test_markdown_has_every_board_costs_and_skipped_files(built_outputs):
     markdown = (built_outputs / "leaderboard" / "LEADERBOARD.md").read_text()
     for heading in ("## other · quick", "## toy · quick", "### NVIDIA H100 80GB HBM3 · bf16 · train", "## Skipped files"):
         assert heading in markdown
-    assert "| – | transunet | missing | 0/1 |" in markdown
-    assert "| 1 | usema_s (ref) | ok | 3/3 |" in markdown
+    assert "| – | transunet | attention-full | missing | 0/1 |" in markdown
+    assert "| 1 | usema_s (ref) | usema | ok | 3/3 |" in markdown
+    assert "<details><summary>How to read the tables</summary>" in markdown
     assert "| broken.json | not a readable JSON record" in markdown
     assert "no qualitative panel (no saved predictions)" in markdown
     assert "](../reports/figures/scaling_nvidia-h100-80gb-hbm3_bf16_infer.png)" in markdown

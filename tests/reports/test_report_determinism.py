@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from usemabench.leaderboard.build import FIGURES_MANIFEST, build
+from usemabench.reports.build import FIGURES_MANIFEST, build
 from usemabench.reports.figures import SOFTWARE_KEY, software_tag
 
 

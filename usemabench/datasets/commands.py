@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from usemabench.core.arguments import seed_value
 from usemabench.datasets.converters import IMPORTERS, parse_label_map, run_import
 from usemabench.datasets.download import DOWNLOADS, download_dataset
 from usemabench.datasets.errors import DatasetError
@@ -12,7 +13,6 @@ from usemabench.datasets.splits import check_split_matches_data, generate_split_
 from usemabench.datasets.sources import SourceURI
 from usemabench.datasets.locations import expand_data_placeholder
 from usemabench.datasets.verify import verify_cases
-from usemabench.runners.commands import seed_value
 from usemabench.text_table import format_table
 
 

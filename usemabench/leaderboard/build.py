@@ -1,92 +1,34 @@
-"""Records folder -> leaderboard/ (LEADERBOARD.md, CSVs) and reports/ (figures, index.html), in one pass.
+"""The leaderboard's own outputs: aggregated records -> leaderboard/ (LEADERBOARD.md and the CSV tables).
 
-A pure function of the records: the same records (and matplotlib version) give byte-identical files.
-Figures an earlier build wrote (listed in `reports/figures/usemabench-figures.txt`) that this build did not
-are left over from older records and are removed, so the folder matches the page; any other file in the
-folder is never touched, so --reports-dir may point at a folder that holds other files.
+The leaderboard produces tables; `usemabench.reports` draws them. The whole build (records -> tables, charts and
+the HTML page) is `usemabench.reports.build.build`, which draws the charts first and hands this module their links.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from usemabench.core.io import atomic_write_text
-from usemabench.leaderboard.aggregate import DEFAULT_REFERENCE, Leaderboard, aggregate
+from usemabench.leaderboard.aggregate import Leaderboard
 from usemabench.leaderboard.csv_tables import write_csvs
-from usemabench.leaderboard.markdown import leaderboard_markdown
-from usemabench.leaderboard.store import Problem, load_records
-from usemabench.reports.benchmarks import bench_figures
-from usemabench.reports.figures import ReportFigure
-from usemabench.reports.html import report_html
-from usemabench.reports.pareto import pareto_figures
-from usemabench.reports.qualitative import qualitative_figures
-from usemabench.reports.scaling import model_colors, scaling_figures
+from usemabench.leaderboard.markdown import FigureLink, leaderboard_markdown
 
 DEFAULT_RECORDS_DIR = Path("leaderboard/records")
 DEFAULT_LEADERBOARD_DIR = Path("leaderboard")
 DEFAULT_REPORTS_DIR = Path("reports")
-FIGURES_FOLDER = "figures"
-FIGURES_MANIFEST = "usemabench-figures.txt"  # in the figures folder: the names of the figures a build wrote
+MARKDOWN_NAME = "LEADERBOARD.md"
 
 
-@dataclass
-class BuildResult:
-    leaderboard: Leaderboard
-    written: list[Path]
-    problems: list[Problem]
-    notes: list[str]
+@dataclass(frozen=True)
+class LeaderboardFiles:
+    csvs: list[Path]
+    markdown: Path
 
 
-def _relative_link(target: Path, start: Path) -> str:
-    return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
-
-
-def write_figures(leaderboard: Leaderboard, figures_dir: Path) -> tuple[list[ReportFigure], list[str]]:
-    """Every chart, with one colour per model across all of them; notes say what could not be drawn."""
-    models = set(leaderboard.costs.get("series", [])) | {name for board in leaderboard.groups for name in board.table["model"]}
-    colors = model_colors(sorted(models))
-    figures = scaling_figures(leaderboard.costs, figures_dir, colors)
-    figures += pareto_figures(leaderboard.groups, figures_dir, colors)
-    panels, notes = qualitative_figures(leaderboard.groups, leaderboard.record_set.root, figures_dir)
-    return figures + panels + bench_figures(leaderboard.record_set.benches, figures_dir), notes
-
-
-def _replace_figures_manifest(figures_dir: Path, keep: list[ReportFigure]) -> Path:
-    """Delete the figures the previous build listed and this one did not write; list this build's figures."""
-    manifest = figures_dir / FIGURES_MANIFEST
-    kept = sorted({figure.path.name for figure in keep})
-    listed = manifest.read_text(encoding="utf-8").splitlines() if manifest.is_file() else []
-    for name in sorted(set(listed) - set(kept)):
-        (figures_dir / Path(name).name).unlink(missing_ok=True)  # .name: never outside the folder
-    return atomic_write_text(manifest, "".join(f"{name}\n" for name in kept))
-
-
-def build(
-    records_dir: str | os.PathLike = DEFAULT_RECORDS_DIR,
-    leaderboard_dir: str | os.PathLike = DEFAULT_LEADERBOARD_DIR,
-    reports_dir: str | os.PathLike = DEFAULT_REPORTS_DIR,
-    reference: str = DEFAULT_REFERENCE,
-) -> BuildResult:
-    """Regenerate every table, chart and page from the records under `records_dir`."""
-    leaderboard_dir, reports_dir = Path(leaderboard_dir), Path(reports_dir)
-    leaderboard = aggregate(load_records(records_dir), reference=reference)
-    figures_dir = reports_dir / FIGURES_FOLDER
-    figures_dir.mkdir(parents=True, exist_ok=True)
+def write_leaderboard(leaderboard: Leaderboard, leaderboard_dir: Path, figures: list[FigureLink], notes: list[str]) -> LeaderboardFiles:
+    """Write the CSVs and LEADERBOARD.md; `figures` link the charts relative to `leaderboard_dir`."""
     leaderboard_dir.mkdir(parents=True, exist_ok=True)
-    figures, notes = write_figures(leaderboard, figures_dir)
-    manifest = _replace_figures_manifest(figures_dir, figures)
     csvs = write_csvs(leaderboard, leaderboard_dir)
-    markdown = leaderboard_markdown(leaderboard, figures, lambda figure: _relative_link(figure.path, leaderboard_dir), notes)
-    written = [figure.path for figure in figures] + [manifest] + csvs
-    written.append(atomic_write_text(leaderboard_dir / "LEADERBOARD.md", markdown))
-    page = report_html(
-        leaderboard,
-        figures,
-        lambda figure: _relative_link(figure.path, reports_dir),
-        [(path.name, _relative_link(path, reports_dir)) for path in csvs],
-        notes,
-    )
-    written.append(atomic_write_text(reports_dir / "index.html", page))
-    return BuildResult(leaderboard, written, leaderboard.record_set.problems, notes)
+    markdown = atomic_write_text(leaderboard_dir / MARKDOWN_NAME, leaderboard_markdown(leaderboard, figures, notes))
+    return LeaderboardFiles(csvs, markdown)

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from usemabench.core.io import atomic_write_text
 from usemabench.leaderboard.aggregate import DEFAULT_REFERENCE, aggregate
-from usemabench.leaderboard.build import DEFAULT_LEADERBOARD_DIR, DEFAULT_RECORDS_DIR, DEFAULT_REPORTS_DIR, build
+from usemabench.leaderboard.build import DEFAULT_LEADERBOARD_DIR, DEFAULT_RECORDS_DIR, DEFAULT_REPORTS_DIR
 from usemabench.leaderboard.compare import compare_markdown
 from usemabench.leaderboard.store import load_records
+from usemabench.reports.build import build
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from usemabench.leaderboard.aggregate import GroupBoard, short_error
 from usemabench.leaderboard.store import Problem
+from usemabench.zoo.registry import get_model_info
 
 MISSING = "–"
 CONVENTIONS = (
@@ -57,12 +58,18 @@ def conventions(boards: list[GroupBoard]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Table:
-    """A rendered table: header, cell texts, and sort keys (numbers or text; None sorts last)."""
+    """A rendered table: header, cell texts, and sort keys (numbers or text; None sorts last).
+
+    `secondary` marks the columns a page may fold away (empty: none); `families` gives each row's model family,
+    for a page's family filter (empty: the rows are not models).
+    """
 
     columns: list[str]
     rows: list[list[str]]
     sort_keys: list[list[float | str | None]]
     numeric: list[bool]
+    secondary: list[bool] = field(default_factory=list)
+    families: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,7 @@ class Column:
     text: Callable[[pd.Series], str]
     key: Callable[[pd.Series], float | str | None]
     numeric: bool = True
+    secondary: bool = False  # detail a reader opens on demand (the HTML page folds it behind a toggle)
 
 
 def _finite(value: object) -> bool:
@@ -145,10 +153,25 @@ def text(value: object) -> str:
     return value if isinstance(value, str) and value else MISSING
 
 
-def render(frame: pd.DataFrame, columns: list[Column]) -> Table:
+UNREGISTERED = "unregistered"
+
+
+def model_family(label: str) -> str:
+    """The registered family of a table's model label ('usema_s', 'usema_s [config 1a2b]'); UNREGISTERED when the
+    registry does not know the name (a user's model whose module is not imported)."""
+    try:
+        return get_model_info(label.split(" [")[0]).family
+    except KeyError:
+        return UNREGISTERED
+
+
+def render(frame: pd.DataFrame, columns: list[Column], model_column: str | None = "model") -> Table:
+    """The table of `frame`; rows carry the family of `model_column` (None: rows that are not models)."""
     rows = [[column.text(row) for column in columns] for _, row in frame.iterrows()]
     keys = [[column.key(row) for column in columns] for _, row in frame.iterrows()]
-    return Table([column.header for column in columns], rows, keys, [column.numeric for column in columns])
+    families = [model_family(str(name)) for name in frame[model_column]] if model_column else []
+    return Table([column.header for column in columns], rows, keys, [column.numeric for column in columns],
+                 [column.secondary for column in columns], families)
 
 
 def _model_label(row: pd.Series) -> str:
@@ -160,17 +183,21 @@ def leaderboard_table(board: GroupBoard) -> Table:
     columns = [
         Column("rank", lambda r: number(r["rank"], 0), lambda r: key(r["rank"])),
         Column("model", _model_label, lambda r: r["model"], numeric=False),
+        Column("family", lambda r: model_family(r["model"]), lambda r: model_family(r["model"]), numeric=False),
         Column("status", lambda r: r["status"], lambda r: r["status"], numeric=False),
         Column("seeds", lambda r: f"{r['seeds_ok']}/{r['seeds_expected']}", lambda r: key(r["seeds_ok"])),
         Column("Dice (seeds)", lambda r: mean_std(r["dice_mean"], r["dice_std_seeds"]), lambda r: key(r["dice_mean"])),
-        Column("Dice (cases)", lambda r: mean_std(r["dice_cases_mean"], r["dice_cases_std"]), lambda r: key(r["dice_cases_mean"])),
+        Column("Dice (cases)", lambda r: mean_std(r["dice_cases_mean"], r["dice_cases_std"]), lambda r: key(r["dice_cases_mean"]),
+               secondary=True),
         Column("Dice 95% CI", lambda r: interval(r["dice_ci_low"], r["dice_ci_high"]), lambda r: key(r["dice_ci_low"])),
         Column("HD95 px (seeds)", lambda r: mean_std(r["hd95_mean"], r["hd95_std_seeds"], 2), lambda r: key(r["hd95_mean"])),
-        Column("HD95 px (cases)", lambda r: mean_std(r["hd95_cases_mean"], r["hd95_cases_std"], 2), lambda r: key(r["hd95_cases_mean"])),
+        Column("HD95 px (cases)", lambda r: mean_std(r["hd95_cases_mean"], r["hd95_cases_std"], 2),
+               lambda r: key(r["hd95_cases_mean"]), secondary=True),
         *([Column(
             "HD95 pooled (medpy) px (seeds)",
             lambda r: mean_std(r["hd95_pooled_mean"], r["hd95_pooled_std_seeds"], 2),
             lambda r: key(r["hd95_pooled_mean"]),
+            secondary=True,
         )] if has_hd95_pooled(board) else []),
         Column(
             f"ΔDice vs {reference} [95% CI]",
@@ -180,7 +207,8 @@ def leaderboard_table(board: GroupBoard) -> Table:
         Column("p (Holm)", lambda r: p_value(r["p_holm"]), lambda r: key(r["p_holm"])),
         Column("params", lambda r: count(r["params"]), lambda r: key(r["params"])),
         Column("MACs", lambda r: count(r["macs"]), lambda r: key(r["macs"])),
-        Column("peak train memory", lambda r: memory(r["peak_train_memory_bytes"]), lambda r: key(r["peak_train_memory_bytes"])),
+        Column("peak train memory", lambda r: memory(r["peak_train_memory_bytes"]), lambda r: key(r["peak_train_memory_bytes"]),
+               secondary=True),
         Column("latency ms", lambda r: milliseconds(r["latency_ms"]), lambda r: key(r["latency_ms"])),
         Column("note", lambda r: r["note"], lambda r: _text_key(r["note"]), numeric=False),
     ]
@@ -220,11 +248,11 @@ def costs_table(costs: pd.DataFrame) -> Table:
         Column("status", lambda r: r["status"], lambda r: r["status"], numeric=False),
         Column("params", lambda r: count(r["params"]), lambda r: key(r["params"])),
         Column(f"MACs{counted_as}", lambda r: count(r["macs"]), lambda r: key(r["macs"])),
-        Column(f"FLOPs{counted_as}", lambda r: count(r["flops"]), lambda r: key(r["flops"])),
+        Column(f"FLOPs{counted_as}", lambda r: count(r["flops"]), lambda r: key(r["flops"]), secondary=True),
         Column("peak memory", lambda r: memory(r["peak_memory_bytes"]), lambda r: key(r["peak_memory_bytes"])),
         Column("latency ms (IQR)", lambda r: milliseconds(r["latency_ms"], r["latency_iqr_ms"]), lambda r: key(r["latency_ms"])),
-        Column("images/s", lambda r: number(r["throughput"], 1), lambda r: key(r["throughput"])),
-        Column("kernels", lambda r: r["kernels"], lambda r: _text_key(r["kernels"]), numeric=False),
+        Column("images/s", lambda r: number(r["throughput"], 1), lambda r: key(r["throughput"]), secondary=True),
+        Column("kernels", lambda r: r["kernels"], lambda r: _text_key(r["kernels"]), numeric=False, secondary=True),
         Column("note", lambda r: short_error(r["error"]), lambda r: _text_key(short_error(r["error"])), numeric=False),
     ]
     return render(costs, columns)
@@ -245,7 +273,7 @@ def bench_table(benches: pd.DataFrame) -> Table:
         Column("status", lambda r: r["status"], lambda r: r["status"], numeric=False),
         Column("timing", lambda r: text(r["timing_method"]), lambda r: _text_key(r["timing_method"]), numeric=False),
     ]
-    return render(benches, columns)
+    return render(benches, columns, model_column=None)
 
 
 def problems_table(problems: list[Problem]) -> Table:

@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from usemabench.core.arguments import seed_value
 from usemabench.runners import defaults
 from usemabench.runners.errors import UsageError
 from usemabench.runners.protocol import available_protocols
@@ -27,17 +28,6 @@ def _comma_list(text: str) -> list[str]:
     if not items:
         raise argparse.ArgumentTypeError("expected a comma-separated list")
     return items
-
-
-def seed_value(text: str) -> int:
-    """A seed as given on any command line: a whole number >= 0 (a negative one is a typo, not a seed)."""
-    try:
-        seed = int(text)
-    except ValueError:
-        seed = -1
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"a seed is a whole number >= 0, got {text!r}")
-    return seed
 
 
 def _seeds(text: str) -> list[int]:

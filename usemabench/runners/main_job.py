@@ -13,12 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from usemabench.datasets import get_dataset_spec
-from usemabench.leaderboard.build import build
 from usemabench.leaderboard.records import device_name, model_entry, read_records
+from usemabench.profiler.profile import profile_sweep
+from usemabench.reports.build import build
 from usemabench.runners import defaults
 from usemabench.runners.experiment import ExperimentRequest
 from usemabench.runners.precision import resolve_device
-from usemabench.profiler.profile import profile_sweep
 from usemabench.runners.protocol import load_protocol
 from usemabench.runners.sweep import combinations, run_sweep
 from usemabench.zoo.registry import get_model_info, list_models
