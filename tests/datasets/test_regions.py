@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torchvision import tv_tensors
 
 from dataset_helpers import make_folder_dataset, save
@@ -106,3 +109,36 @@ def test_verify_counts_ignored_pixels_apart_from_the_classes(tmp_path):
     assert not report.problems and report.ignored_pixels == 3 * 32 * 8
     assert int(report.class_pixels.sum()) == 3 * 32 * 24
     assert "ignored pixels (left out of loss and metrics): 25.0%" in report.summary_lines(spec)
+
+
+def _with_band(root, value: int) -> None:
+    """Every mask gets a 2-px band of raw value `value` along its left edge."""
+    for mask_file in sorted((root / "masks").iterdir()):
+        mask = np.asarray(Image.open(mask_file)).copy()
+        mask[:, :2] = value
+        save(mask_file, mask)
+
+
+def test_an_ignore_value_is_left_out_and_names_no_class(tmp_path):
+    root = make_folder_dataset(tmp_path / "banded")
+    _with_band(root, 128)
+    spec = get_dataset_spec(f"folder:{root}?ignore_index=128")
+    assert spec.class_names == ("background", "foreground") and spec.ignore_index == 128
+    dataset = SegmentationDataset(spec, "train")
+    mask = dataset[0]["mask"]
+    assert (mask[:, :2] == IGNORE_INDEX).all() and set(mask[:, 2:].unique().tolist()) <= {0, 1}
+    assert dataset.ignored_pixels == "pixels of raw mask value 128"
+
+
+def test_an_ignore_value_above_the_threshold_never_becomes_foreground(tmp_path):
+    root = make_folder_dataset(tmp_path / "thresholded")
+    _with_band(root, 200)
+    spec = get_dataset_spec(f"folder:{root}?encoding=threshold&ignore_index=200")
+    source = open_source(spec.source)
+    _, mask = load_case(spec, source, source.case_ids()[0])
+    assert (mask[:, :2] == IGNORE_INDEX).all() and set(np.unique(mask[:, 2:])) <= {0, 1}
+
+
+def test_a_negative_ignore_value_is_refused():
+    with pytest.raises(DatasetError, match="ignore_index must be a raw mask value >= 0"):
+        replace(get_dataset_spec("synthetic"), ignore_index=-3)
