@@ -68,7 +68,8 @@ def test_added_run_loads_offline_with_its_cfg_and_records(tiny_run, manifest: Pa
     (eval_path,) = [path for path in records.rglob("eval_*.json")]
     assert cfg["train_record_sha256"] == file_sha256(train_record)
     assert cfg["test_dice"] == json.loads(eval_path.read_text())["metrics"]["dice"]["mean"]
-    assert (cfg["in_channels"], cfg["num_classes"], cfg["dataset"], cfg["protocol"]) == (1, 2, "synthetic", "tiny-publish")
+    assert (cfg["in_channels"], cfg["num_classes"], cfg["dataset"], cfg["protocol"]) == (1, 3, "synthetic", "tiny-publish")
+    assert model.usemabench_spec["num_classes"] == 3, "classes left out come from the weights"
     assert cfg["preprocessing"]["resolution"] == [32, 32] and cfg["class_names"] and cfg["license"] != ""
     assert model.usemabench_preprocessing == cfg["preprocessing"], "predict prepares images as training did"
     assert load_weights("usema_tiny.synthetic_tiny").source == "usema_tiny.synthetic_tiny"
