@@ -70,7 +70,8 @@ def test_list_command_shows_every_dataset(capsys, tmp_path: Path, monkeypatch: p
     output = capsys.readouterr().out
     for name in list_datasets():
         assert name in output
-    assert "not found (usemabench datasets download kvasir_seg)" in output
+    assert "not found: set USEMABENCH_DATA to the folder holding kvasir_seg/, or usemabench datasets download kvasir_seg" in output
+    assert "not found: set USEMABENCH_DATA to the folder holding isbi2012_em/" in output, "USEMABENCH_DATA first, for every real set"
 
 
 def test_dataset_pickles_for_spawned_workers():

@@ -9,7 +9,12 @@ from usemabench.datasets.converters import IMPORTERS, parse_label_map, run_impor
 from usemabench.datasets.download import DOWNLOADS, download_dataset
 from usemabench.datasets.errors import DatasetError
 from usemabench.datasets.spec import DatasetSpec, get_dataset_spec, list_datasets
-from usemabench.datasets.splits import check_split_matches_data, generate_split_file, read_split_file, spec_sources, write_split_file
+from usemabench.datasets.groups import grouping_hint
+from usemabench.datasets.source_options import options_help
+from usemabench.datasets.splits import (
+    SplitFile, case_groups, check_groups_whole, check_split_matches_data, generate_split_file, read_split_file, spec_sources,
+    write_split_file,
+)  # fmt: skip
 from usemabench.datasets.sources import SourceURI
 from usemabench.datasets.locations import expand_data_placeholder
 from usemabench.datasets.verify import verify_cases
@@ -17,7 +22,15 @@ from usemabench.text_table import format_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("datasets", help="list, verify, split, import and download datasets")
+    parser = subparsers.add_parser(
+        "datasets",
+        help="list, verify, split, import and download datasets",
+        description="List, verify, split, import and download datasets. Any --dataset takes a registered name or a "
+        "source URI: folder:PATH, nnunet:PATH, hf:REPO[:SPLIT], each with ?key=value&... options.",
+        epilog=f"source URI options:\n{options_help()}\n\nRegistered datasets are read from $USEMABENCH_DATA/<folder> "
+        "(default: ../shared/data).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.set_defaults(handler=run_list)
     commands = parser.add_subparsers(dest="datasets_command", metavar="SUBCOMMAND")
 
@@ -25,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     verify = commands.add_parser("verify", help="check every image/mask pair and the split of a dataset or source")
     verify.add_argument("source", help="registered name, source URI (folder:PATH, nnunet:PATH, hf:REPO[:SPLIT]) or folder path")
-    verify.add_argument("--max-problems", type=int, default=20, help="problems printed in full (default 20)")
+    verify.add_argument("--max-problems", type=int, default=None, help="print at most this many problems (default: every one)")
     verify.set_defaults(handler=run_verify)
 
     split = commands.add_parser("split", help="write a new seeded split file (never overwrites without --force)")
@@ -38,6 +51,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     split.add_argument("--folds", type=int, default=None, help="k folds (fold<i>_train / fold<i>_val) plus test, instead of train/val")
     split.add_argument("--contiguous", action="store_true", help="keep the natural case order (slices of one volume) instead of shuffling")
+    split.add_argument(
+        "--from", dest="given", default=None, metavar="FILE",
+        help="import a given split: CSV (case_id,split columns), JSON {part: [case ids]} or nnU-Net splits_final.json; "
+        "a missing val is carved from its train (--val, --seed)",
+    )  # fmt: skip
+    split.add_argument(
+        "--group-by", default=None, metavar="REGEX",
+        help="keep groups whole: the first capture group (else the match) of each case id names its group, "
+        "e.g. '^(seq\\d+)_' or '^(.*\\D)\\d+$' (default: the URI's group_by, else the data's groups.csv)",
+    )  # fmt: skip
     split.add_argument("--force", action="store_true", help="replace an existing split file")
     split.set_defaults(handler=run_split)
 
@@ -77,7 +100,9 @@ def _data_status(spec: DatasetSpec) -> str:
     try:
         return expand_data_placeholder(parsed.target)
     except DatasetError:
-        return "not found" + (" (usemabench datasets download " + spec.name + ")" if spec.name in DOWNLOADS else "")
+        folder = parsed.target.removeprefix("{data}/").split("/")[0]
+        download = f", or usemabench datasets download {spec.name}" if spec.name in DOWNLOADS else ""
+        return f"not found: set USEMABENCH_DATA to the folder holding {folder}/{download}"
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -92,6 +117,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_verify(args: argparse.Namespace) -> int:
     spec = get_dataset_spec(args.source)
     print(f"dataset {spec.name}: {spec.task}, classes {', '.join(spec.class_names)}, {spec.in_channels} channel(s)")
+    print(f"masks: {spec.mask_encoding} encoding" + (f" ({spec.description.split('; masks: ', 1)[1]})" if "; masks: " in spec.description else ""))
     problems: list[str] = []
     split_file = read_split_file(spec.split_path) if spec.split_path.exists() else None
     sources = spec_sources(spec, split_file.splits if split_file else ())
@@ -105,6 +131,7 @@ def run_verify(args: argparse.Namespace) -> int:
         except DatasetError as error:
             problems.append(str(error))
         problems += [f"split '{name}' is empty" for name, cases in split_file.splits.items() if not cases]
+    problems += _grouping_lines(spec, sources, split_file)
     for uri, source in sources.items():
         report = verify_cases(spec, source, source.case_ids())
         if not report.checked:
@@ -115,10 +142,27 @@ def run_verify(args: argparse.Namespace) -> int:
         problems += report.problems
     for problem in problems[: args.max_problems]:
         print(f"problem: {problem}")
-    if len(problems) > args.max_problems:
+    if args.max_problems is not None and len(problems) > args.max_problems:
         print(f"... and {len(problems) - args.max_problems} more problems")
     print("ok" if not problems else f"FAILED: {len(problems)} problem(s)")
     return 0 if not problems else 1
+
+
+def _grouping_lines(spec: DatasetSpec, sources: dict, split_file: SplitFile | None) -> list[str]:
+    """Problems of a split that cuts a group; a warning is printed where case ids look grouped but no grouping is set."""
+    all_ids = sorted({case for source in sources.values() for case in source.case_ids()})
+    try:
+        groups, how = case_groups(spec, sources[spec.source], all_ids, split_file.method.get("group_by") if split_file else None)
+        if groups is None:
+            if hint := grouping_hint(all_ids):
+                print(f"warning: {hint}")
+            return []
+        print(f"groups: {len(set(groups.values()))} by {how.get('group_by') or how.get('groups_file')}")
+        if split_file is not None:
+            check_groups_whole(split_file.splits, groups, split_file.display_path)
+    except DatasetError as error:
+        return [str(error)]
+    return []
 
 
 def run_split(args: argparse.Namespace) -> int:
@@ -126,6 +170,10 @@ def run_split(args: argparse.Namespace) -> int:
     method = {"kind": "contiguous" if args.contiguous else "random", "seed": args.seed, "val": args.val, "test": args.test}
     if args.folds:
         method["folds"] = args.folds
+    if args.given:
+        method["from"] = args.given
+    if args.group_by:
+        method["group_by"] = args.group_by
     split_file = write_split_file(args.out or spec.split_path, generate_split_file(spec, method=method), overwrite=args.force)
     counts = ", ".join(f"{name} {len(split_file.splits[name])}" for name in split_file.split_names)
     print(f"wrote {split_file.path} (split hash {split_file.split_hash}, data hash {split_file.data_hash}): {counts}")

@@ -1,8 +1,8 @@
 """Ad-hoc DatasetSpecs read from the data behind a source URI (`folder:`, `nnunet:`, `hf:` or a folder path).
 
-Classes come from nnU-Net's dataset.json, or from the label values found in the masks: {0, 255} is a
-binary {background, foreground} mask, values 0..K-1 (0 may be absent) are class indices, a few other
-values (e.g. {0, 1, 3}) are mapped to classes in increasing order. URI options override what is inferred:
+Classes come from nnU-Net's dataset.json, or are inferred from the mask values (`mask_inference.py`:
+binary, anti-aliased, instance ids, class indices or colours), and what was inferred is said with its
+evidence. URI options (`source_options.py`) override what is inferred, e.g.
 
     ?name=NAME&classes=background,polyp&encoding=index|threshold|instances&threshold=127
      &channels=3&normalization=zscore|minmax|none&eval_policy=resize|sliding_window&modality=TEXT
@@ -18,21 +18,23 @@ from pathlib import Path
 import numpy as np
 
 from usemabench.datasets.errors import DatasetError
-from usemabench.datasets.labels import describe_values
 from usemabench.datasets.locations import cache_dir, slug
+from usemabench.datasets.mask_inference import InferredMasks, MaskValues, classes_from_values, infer_masks
 from usemabench.datasets.sources import NnUNetSource, Source, SourceURI, open_source
 from usemabench.datasets.spec import DatasetSpec
+from usemabench.datasets.given_splits import imported_split_path
 from usemabench.core.hashing import content_hash
 
 logger = logging.getLogger(__name__)
-MAX_INFERRED_CLASSES = 32
 NNUNET_NORMALIZATION = {"rgb_to_0_1": "none", "noNorm": "none", "zscore": "zscore"}
+_ANNOUNCED: set[str] = set()  # URIs whose inferred encoding was already said in this process
 
 
-def _scan(source: Source, first_channel: bool) -> tuple[set[int], int]:
-    """(every raw mask value, the largest image channel count) over the readable pairs of `source`.
+def _scan(source: Source, first_channel: bool, ignore_value: int | None = None) -> tuple[MaskValues, int]:
+    """(the mask values and where they lie, the largest image channel count) over the readable pairs.
 
-    Unreadable pairs are skipped here (verification reports each of them); none readable is an error.
+    Unreadable pairs are skipped here (verification reports each of them); none readable is an error
+    that names every file.
     """
 
     def read(case_id: str) -> tuple[np.ndarray, int] | DatasetError:
@@ -40,43 +42,24 @@ def _scan(source: Source, first_channel: bool) -> tuple[set[int], int]:
             pair = source.read_pair(case_id, first_channel)
         except DatasetError as error:
             return error
-        return np.unique(pair.mask), pair.image.shape[2]
+        # pixels of the ignore value (?ignore_index=) count as background here: they never name a class
+        mask = pair.mask if ignore_value is None else np.where(pair.mask == ignore_value, 0, pair.mask)
+        return mask, pair.image.shape[2]
 
-    values: set[int] = set()
+    stats = MaskValues()
     channels = 0
     errors = []
     workers = min(8, os.cpu_count() or 1) if source.parallel_safe else 1
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for result in pool.map(read, source.case_ids()):
             if isinstance(result, DatasetError):
-                errors.append(result)
+                errors.append(str(result))
                 continue
-            values.update(int(v) for v in result[0])
+            stats.add(result[0])
             channels = max(channels, result[1])
     if not channels:
-        raise errors[0]
-    return values, channels
-
-
-def _classes_from_values(values: set[int], uri: str) -> tuple[tuple[str, ...], dict[int, int] | None]:
-    ordered = sorted(values)
-    if ordered and ordered[0] < 0:
-        raise DatasetError(f"{uri}: masks hold negative label values ({describe_values([v for v in ordered if v < 0])})")
-    foreground = [v for v in ordered if v != 0]
-    if not foreground:
-        raise DatasetError(f"{uri}: every mask is empty (only 0); name the classes with ?classes=background,NAME")
-    if len(foreground) == 1:  # e.g. {0, 255}
-        return ("background", "foreground"), {0: 0, foreground[0]: 1}
-    # Only 0..K-1 are class indices: a gap would make a class no mask holds, which scores Dice 1 everywhere.
-    if len(foreground) < MAX_INFERRED_CLASSES and foreground == list(range(1, len(foreground) + 1)):
-        return ("background", *(f"class_{v}" for v in foreground)), None
-    if len(ordered) <= MAX_INFERRED_CLASSES:
-        logger.warning("%s: mask values %s mapped to classes 0..%d in increasing order", uri, describe_values(ordered), len(foreground))
-        return ("background", *(f"class_{v}" for v in foreground)), {v: i for i, v in enumerate([0, *foreground])}
-    raise DatasetError(
-        f"{uri}: masks hold {len(ordered)} distinct values (instance label maps?); use ?encoding=instances for "
-        "a binary foreground, or re-encode them with `usemabench datasets import relabel`"
-    )
+        raise DatasetError(f"{source.uri}: no pair is readable ({len(errors)} cases):\n  " + "\n  ".join(errors))
+    return stats, channels
 
 
 def _nnunet_classes(source: NnUNetSource) -> tuple[tuple[str, ...], None]:
@@ -92,31 +75,46 @@ def _nnunet_classes(source: NnUNetSource) -> tuple[tuple[str, ...], None]:
     return tuple(by_value[value] for value in range(len(by_value))), None
 
 
+def _masks(source: Source, encoding: str | None, where: str, ignore_value: int | None) -> tuple[InferredMasks, int]:
+    """The mask encoding (given, else inferred and said once per process) and the image channel count."""
+    stats, channels = _scan(source, encoding == "threshold", ignore_value)
+    if encoding is None:
+        inferred = infer_masks(stats, where)
+        if where not in _ANNOUNCED:
+            _ANNOUNCED.add(where)
+            logger.warning("%s: masks read as %s: %s", where, inferred.encoding, inferred.reason)
+        return inferred, channels
+    if encoding == "index":
+        return classes_from_values(sorted(stats.pixels), where), channels
+    return InferredMasks(encoding, ("background", "foreground"), None, 127, f"?encoding={encoding} given"), channels
+
+
 def infer_spec(uri: str, split_file: str | None = None) -> DatasetSpec:
-    """A DatasetSpec for the data behind `uri`; its split file defaults to `<cache>/splits/<name>-<hash>.json`."""
+    """A DatasetSpec for the data behind `uri`; its split file defaults to `<cache>/splits/<name>-<hash>.json`,
+    or to the import of a given split (`?split_file=` naming a CSV or plain JSON)."""
     parsed = SourceURI.parse(uri)
     if ":" not in uri:
         uri = f"{parsed.scheme}:{Path(parsed.target).resolve()}"
     options = parsed.options
+    ignore_value = int(options["ignore_index"]) if "ignore_index" in options else None
     source = open_source(uri)
     if not source.case_ids():
         raise DatasetError(f"{uri}: no cases found")
-    encoding = options.get("encoding", "index")
     if isinstance(source, NnUNetSource):
         class_names, label_map = _nnunet_classes(source)
+        masks = InferredMasks(options.get("encoding", "index"), class_names, label_map, 127, "labels of dataset.json")
         channels = source.num_channels
         channel_names = list((source.dataset_json.get("channel_names") or source.dataset_json["modality"]).values())
         normalization = NNUNET_NORMALIZATION.get(str(channel_names[0]), "zscore")
     else:
-        values, channels = _scan(source, encoding == "threshold")
-        if encoding == "index":
-            class_names, label_map = _classes_from_values(values, uri)
-        else:
-            class_names, label_map = ("background", "foreground"), None
+        masks, channels = _masks(source, options.get("encoding"), uri, ignore_value)
         normalization = "zscore"
+    class_names = masks.class_names
     if "classes" in options:
         class_names = tuple(name.strip() for name in options["classes"].split(",") if name.strip())
     name = options.get("name") or slug(Path(parsed.target.rstrip("/")).name or parsed.target)
+    default_split = str(cache_dir() / "splits" / f"{slug(name)}-{content_hash(uri, 8)}.json")
+    given = options.get("split_file")
     return DatasetSpec(
         name=name,
         modality=options.get("modality", "unspecified"),
@@ -124,12 +122,13 @@ def infer_spec(uri: str, split_file: str | None = None) -> DatasetSpec:
         class_names=class_names,
         in_channels=int(options.get("channels", channels)),
         source=uri,
-        split_file=split_file or options.get("split_file") or str(cache_dir() / "splits" / f"{slug(name)}-{content_hash(uri, 8)}.json"),
+        split_file=split_file or (imported_split_path(given, name, uri) if given else default_split),
         license=options.get("license", "unknown"),
         normalization=options.get("normalization", normalization),
-        mask_encoding=encoding,
-        label_map=label_map,
-        mask_threshold=int(options.get("threshold", 127)),
+        mask_encoding=masks.encoding,
+        label_map=masks.label_map,
+        mask_threshold=int(options.get("threshold", masks.threshold)),
         eval_policy=options.get("eval_policy", "resize"),
-        description=f"ad-hoc dataset read from {uri}",
+        ignore_index=ignore_value,
+        description=f"ad-hoc dataset read from {uri}; masks: {masks.reason}",
     )

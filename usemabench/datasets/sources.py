@@ -1,17 +1,20 @@
 """Data sources: where the (image, mask) pairs of a dataset are read from.
 
-    folder:PATH[?mask_suffix=_mask]     PATH/images/<case>.<ext> paired by file stem with PATH/masks/<case>.<ext>
+    folder:PATH[?mask_suffix=_mask]     PATH/images/<case>.<ext> paired by file stem with PATH/masks/<case>.<ext>;
+                                        or official parts: PATH/images/{train,test}/ or PATH/{train,test}/images/
     nnunet:PATH                         nnU-Net raw 2D: dataset.json, imagesTr/<case>_0000.<ext>, labelsTr/<case>.<ext>
     hf:REPO_OR_PATH[:SPLIT][?image=COL&mask=COL]   a Hugging Face `datasets` dataset with image and mask columns
     synthetic:                          the embedded synthetic dataset, generated into the cache on first use
 
 A source lists case ids and reads raw pairs; it never decides what label values mean (that is the
-DatasetSpec's job), so the same reader serves registered and ad-hoc datasets.
+DatasetSpec's job), so the same reader serves registered and ad-hoc datasets. The `?key=value` options are listed in
+`source_options.py`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -23,9 +26,12 @@ import numpy as np
 from usemabench.datasets.errors import DatasetError
 from usemabench.datasets.imaging import IMAGE_SUFFIXES, is_image_file, pil_to_image_array, pil_to_mask_array, read_image, read_mask
 from usemabench.datasets.locations import expand_data_placeholder
+from usemabench.datasets.source_options import check_source_options
 
+logger = logging.getLogger(__name__)
 NATIVE_SPLIT_NAMES = {
-    "train": "train", "training": "train", "validation": "val", "valid": "val", "val": "val", "dev": "val", "test": "test",
+    "train": "train", "training": "train", "validation": "val", "valid": "val", "val": "val", "dev": "val",
+    "test": "test", "testing": "test",
 }  # fmt: skip
 
 
@@ -44,7 +50,8 @@ class SourceURI:
             return cls("nnunet" if (path / "dataset.json").is_file() else "folder", str(path))
         scheme, rest = text.split(":", 1)
         target, _, query = rest.partition("?")
-        options = dict(parse_qsl(query, keep_blank_values=True))
+        # '+' stays a plus (a regular expression such as `group_by=^(.*\D)\d+$` needs it); '&' is written %26
+        options = dict(parse_qsl(query.replace("+", "%2B"), keep_blank_values=True))
         if scheme == "hf" and ":" in target:
             head, tail = target.rsplit(":", 1)
             if tail and "/" not in tail:
@@ -82,8 +89,12 @@ class Source(ABC):
         return []
 
     def native_splits(self) -> dict[str, str]:
-        """case id -> 'train' | 'val' | 'test' where the source itself defines splits (Hugging Face splits)."""
+        """case id -> 'train' | 'val' | 'test' where the source itself defines splits (part folders, HF splits)."""
         return {}
+
+    def groups_file(self) -> Path | None:
+        """A `groups.csv` (case_id,group) shipped with the data: cases of one group never straddle splits."""
+        return None
 
 
 def _index_folder(folder: Path, strip_suffix: str = "") -> tuple[dict[str, Path], list[str]]:
@@ -107,7 +118,13 @@ def _index_folder(folder: Path, strip_suffix: str = "") -> tuple[dict[str, Path]
 
 
 class FolderSource(Source):
-    """`images/` and `masks/` paired by file stem (masks may carry a fixed `mask_suffix`, e.g. `_mask`)."""
+    """`images/` and `masks/` paired by file stem (masks may carry a fixed `mask_suffix`, e.g. `_mask`).
+
+    An official split may be laid out as part folders, inside (`images/train`, `masks/train`, `images/test`,
+    ...) or around (`train/images`, `train/masks`, `test/...`) the image/mask folders: each case's part is
+    then its native split, which every split file keeps. Case ids stay the file stems (unique across parts);
+    a part without a masks folder (an unlabelled challenge test set) is left out, and said so.
+    """
 
     def __init__(self, root: str | Path, uri: str | None = None, mask_suffix: str = "") -> None:
         self.root = Path(root)
@@ -115,13 +132,62 @@ class FolderSource(Source):
         self.mask_suffix = mask_suffix
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: dataset folder not found")
-        missing = [name for name in ("images", "masks") if not (self.root / name).is_dir()]
-        if missing:
-            raise DatasetError(f"{self.root}: not an image/mask folder: no {' or '.join(n + '/' for n in missing)} subfolder")
-        self.images, image_problems = _index_folder(self.root / "images")
-        self.masks, mask_problems = _index_folder(self.root / "masks", mask_suffix)
+        self.images: dict[str, Path] = {}
+        self.masks: dict[str, Path] = {}
+        self._mask_folders: dict[str, Path] = {}
+        self._native: dict[str, str] = {}
+        self._problems: list[str] = []
+        for part, image_folder, mask_folder in self._layout():
+            images, image_problems = _index_folder(image_folder)
+            masks, mask_problems = _index_folder(mask_folder, mask_suffix)
+            self._problems += image_problems + mask_problems
+            self._add(images, self.images, part)
+            self._add(masks, self.masks, None)
+            self._mask_folders.update(dict.fromkeys(images, mask_folder))
         orphans = [f"{self.masks[case_id]}: mask without an image" for case_id in sorted(set(self.masks) - set(self.images))]
-        self._problems = image_problems + mask_problems + orphans
+        self._problems += orphans
+
+    def _layout(self) -> list[tuple[str | None, Path, Path]]:
+        """(part or None, image folder, mask folder) of every labelled folder pair under the root."""
+        if (self.root / "images").is_dir() or (self.root / "masks").is_dir():
+            missing = [name for name in ("images", "masks") if not (self.root / name).is_dir()]
+            if missing:
+                raise DatasetError(f"{self.root}: not an image/mask folder: no {' or '.join(n + '/' for n in missing)} subfolder")
+            inside = [(folder.name, folder, self.root / "masks" / folder.name) for folder in self._part_folders(self.root / "images")]
+            return [(None, self.root / "images", self.root / "masks"), *self._labelled(inside)]
+        around = [(folder.name, folder / "images", folder / "masks") for folder in self._part_folders(self.root) if (folder / "images").is_dir()]
+        if not around:
+            raise DatasetError(
+                f"{self.root}: not an image/mask folder: no images/ and masks/ subfolders "
+                f"(nor part folders such as train/images and test/images)"
+            )
+        return self._labelled(around)
+
+    @staticmethod
+    def _part_folders(folder: Path) -> list[Path]:
+        return [path for path in sorted(folder.iterdir()) if path.is_dir() and path.name.lower() in NATIVE_SPLIT_NAMES]
+
+    def _labelled(self, parts: list[tuple[str, Path, Path]]) -> list[tuple[str | None, Path, Path]]:
+        for part, image_folder, mask_folder in parts:
+            if not mask_folder.is_dir():
+                logger.warning("%s: no %s beside it; this unlabelled part is left out", image_folder, mask_folder.relative_to(self.root))
+        return [(part, image_folder, mask_folder) for part, image_folder, mask_folder in parts if mask_folder.is_dir()]
+
+    def _add(self, found: dict[str, Path], into: dict[str, Path], part: str | None) -> None:
+        for case_id, path in found.items():
+            if case_id in into:
+                self._problems.append(f"{into[case_id]} and {path}: two files for case '{case_id}'")
+                continue
+            into[case_id] = path
+            if part is not None:
+                self._native[case_id] = NATIVE_SPLIT_NAMES[part.lower()]
+
+    def native_splits(self) -> dict[str, str]:
+        return dict(self._native)
+
+    def groups_file(self) -> Path | None:
+        path = self.root / "groups.csv"
+        return path if path.is_file() else None
 
     def case_ids(self) -> list[str]:
         return sorted(self.images)
@@ -136,7 +202,8 @@ class FolderSource(Source):
         mask_path = self.masks.get(case_id)
         if mask_path is None:
             endings = "|".join(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
-            raise DatasetError(f"{image_path}: missing mask (no masks/{case_id}{self.mask_suffix}.<{endings}>)")
+            folder = self._mask_folders[case_id].relative_to(self.root).as_posix()
+            raise DatasetError(f"{image_path}: missing mask (no {folder}/{case_id}{self.mask_suffix}.<{endings}>)")
         return RawPair(read_image(image_path), read_mask(mask_path, mask_first_channel), str(image_path), str(mask_path))
 
 
@@ -314,6 +381,7 @@ def open_source(uri: str) -> Source:
 
         return FolderSource(ensure_synthetic(), uri)
     target = expand_data_placeholder(parsed.target)
+    check_source_options(uri, parsed.scheme, parsed.options)
     if parsed.scheme == "folder":
         return FolderSource(Path(target).expanduser(), uri, parsed.options.get("mask_suffix", ""))
     if parsed.scheme == "nnunet":

@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from usemabench.datasets.errors import DatasetError
-from usemabench.datasets.sources import Source, open_source
+from usemabench.datasets.given_splits import is_given_split, read_given_split
+from usemabench.datasets.groups import grouping_hint, groups_from_csv, groups_from_regex
+from usemabench.datasets.sources import Source, SourceURI, open_source
 from usemabench.datasets.spec import PACKAGED_SPLITS, DatasetSpec
 from usemabench.datasets.verify import verify_cases
-from usemabench.core.io import atomic_write_json
+from usemabench.core.io import atomic_write_json, file_sha256
 from usemabench.core.hashing import content_hash
 
 SPLIT_FORMAT = "usemabench-split/1"
@@ -173,34 +175,40 @@ def make_splits(
     native: Mapping[str, str] | None = None,
     contiguous: bool = False,
     folds: int | None = None,
+    groups: Mapping[str, str] | None = None,
 ) -> dict[str, list[str]]:
     """Split `case_ids` into train/val/test (fractions or counts), or k folds plus test.
 
     Cases with a `native` split (an official test folder, Hugging Face splits) keep it; val and test are
     carved from the rest only when the native splits lack them. `contiguous` keeps the natural order
-    (slices of one volume must not be mixed); otherwise the order is shuffled with `seed`.
+    (slices of one volume must not be mixed); otherwise the order is shuffled with `seed`. With `groups`
+    ({case: group}) whole groups are shuffled and carved, so a part takes at least its share, rounded up
+    to a group boundary; without them every case is its own group (the same split as before groups existed).
     """
     native = {case: split for case, split in (native or {}).items() if split != "train"}  # train cases join the pool
-    pool = sorted((case for case in set(case_ids) if case not in native), key=natural_key)
+    pool_cases = sorted((case for case in set(case_ids) if case not in native), key=natural_key)
+    units = _group_units(pool_cases, groups)
     if not contiguous:
-        random.Random(seed).shuffle(pool)
+        random.Random(seed).shuffle(units)
     fixed = {name: sorted((c for c, s in native.items() if s == name), key=natural_key) for name in ("val", "test")}
-    total = len(pool)  # fractions are of every case without a native split
+    total = len(pool_cases)  # fractions are of every case without a native split
     n_test = 0 if fixed["test"] else _count(test, total, "test share")
-    test_cases, pool = pool[len(pool) - n_test :], pool[: len(pool) - n_test]
+    test_cases, units = _take_from_end(units, n_test)
+    pool = [case for unit in units for case in unit]
     if folds:
-        if folds < 2 or folds > len(pool):
-            raise DatasetError(f"cannot make {folds} folds of {len(pool)} cases")
+        if folds < 2 or folds > len(units):
+            raise DatasetError(f"cannot make {folds} folds of {len(units)} {'groups' if groups else 'cases'}")
         splits = {}
         for fold in range(folds):
-            held = pool[fold::folds]
+            held = [case for unit in units[fold::folds] for case in unit]
             held_set = set(held)
             splits[f"fold{fold}_train"] = sorted((c for c in pool if c not in held_set), key=natural_key)
             splits[f"fold{fold}_val"] = sorted(held, key=natural_key)
         splits["test"] = sorted(fixed["test"] + test_cases, key=natural_key)
         return splits
     n_val = 0 if fixed["val"] else min(_count(val, total, "val share"), len(pool))
-    val_cases, train_cases = pool[len(pool) - n_val :], pool[: len(pool) - n_val]
+    val_cases, units = _take_from_end(units, n_val)
+    train_cases = [case for unit in units for case in unit]
     if not train_cases:
         raise DatasetError(
             f"val {val!r} and test {test!r} leave no training case (val {len(fixed['val']) + n_val}, "
@@ -211,6 +219,77 @@ def make_splits(
         "val": sorted(fixed["val"] + val_cases, key=natural_key),
         "test": sorted(fixed["test"] + test_cases, key=natural_key),
     }
+
+
+def _group_units(cases: list[str], groups: Mapping[str, str] | None) -> list[list[str]]:
+    """The cases as units that move together: one per case, or one per group (in natural order of groups)."""
+    if groups is None:
+        return [[case] for case in cases]
+    by_group: dict[str, list[str]] = {}
+    for case in cases:
+        by_group.setdefault(groups[case], []).append(case)
+    return [by_group[name] for name in sorted(by_group, key=natural_key)]
+
+
+def _take_from_end(units: list[list[str]], count: int) -> tuple[list[str], list[list[str]]]:
+    """(the cases of the last units, at least `count` of them, whole units only; the units left)."""
+    taken, index = 0, len(units)
+    while taken < count and index > 0:
+        index -= 1
+        taken += len(units[index])
+    return [case for unit in units[index:] for case in unit], units[:index]
+
+
+def check_groups_whole(splits: Mapping[str, list[str]], groups: Mapping[str, str], where: str) -> None:
+    """Stop when a group is in two parts that must be disjoint (test and any other, a fold's train and val)."""
+    names = list(splits)
+    for index, a in enumerate(names):
+        for b in names[index + 1 :]:
+            shared = sorted({groups[c] for c in splits[a] if c in groups} & {groups[c] for c in splits[b] if c in groups}, key=natural_key)
+            if shared and _must_be_disjoint(a, b):
+                raise DatasetError(
+                    f"{where}: group(s) {', '.join(shared[:3])} are in both '{a}' and '{b}'; a group must stay in one part"
+                )
+
+
+def case_groups(spec: DatasetSpec, source: Source, case_ids: Iterable[str], group_by: str | None = None) -> tuple[dict[str, str] | None, dict[str, str]]:
+    """({case: group} or None, what the split method records about it): `group_by` (or the URI's `group_by`
+    option) wins over a groups.csv in the data folder."""
+    pattern = group_by or SourceURI.parse(spec.source).options.get("group_by")
+    if pattern:
+        return groups_from_regex(case_ids, pattern), {"group_by": pattern}
+    groups_file = source.groups_file()
+    if groups_file is not None:
+        return groups_from_csv(groups_file, case_ids), {"groups_file": groups_file.name, "groups_sha256": file_sha256(groups_file)}
+    return None, {}
+
+
+def given_split_path(spec: DatasetSpec, method: Mapping[str, Any]) -> Path | None:
+    """The given split to import: `method["from"]` (`datasets split --from`), else a `?split_file=` in a foreign format."""
+    if method.get("from"):
+        return Path(method["from"]).expanduser()
+    option = SourceURI.parse(spec.source).options.get("split_file")
+    return Path(option).expanduser() if option and is_given_split(Path(option).expanduser()) else None
+
+
+def _given_splits(path: Path, all_ids: set[str], method: dict[str, Any], groups: Mapping[str, str] | None) -> tuple[dict[str, list[str]], list[str]]:
+    """Splits of a given file: folds as given; otherwise its train/val/test (and other named parts) kept, val
+    carved from its train when it has none, test only when it has no part besides train and val."""
+    parts, unlisted = read_given_split(path, all_ids)
+    method.update({"kind": "given", "from": path.name, "sha256": file_sha256(path)})
+    if unlisted:
+        logger.warning("%s lists no part for %d case(s) of the data (e.g. %s); they are excluded", path, len(unlisted), ", ".join(unlisted[:3]))
+    if all(re.fullmatch(r"fold\d+_(train|val)", name) for name in parts):
+        return parts, unlisted
+    others = {name: cases for name, cases in parts.items() if name not in ("train", "val", "test")}
+    listed = [case for name, cases in parts.items() if name not in others for case in cases]
+    native = {case: name for name, cases in parts.items() if name in ("val", "test") for case in cases}
+    test_share = method["test"] if not (others or "test" in parts) else 0
+    method["test"] = test_share
+    if "val" in parts:
+        method.pop("val", None)
+    splits = make_splits(listed, seed=int(method["seed"]), val=method.get("val", 0), test=test_share, native=native, groups=groups)
+    return {**{name: cases for name, cases in splits.items() if cases or name in parts}, **others}, unlisted
 
 
 def spec_sources(spec: DatasetSpec, split_names: Iterable[str]) -> dict[str, Source]:
@@ -228,16 +307,28 @@ def generate_split_file(spec: DatasetSpec, *, method: Mapping[str, Any] | None =
     for split, uri in spec.split_sources.items():
         native.update({case: split for case in sources[uri].case_ids()})
     all_ids = _union_of_ids(sources)
-    splits = make_splits(
-        main.case_ids(),
-        seed=int(method["seed"]),
-        val=method["val"],
-        test=method["test"],
-        native=native,
-        contiguous=method["kind"] == "contiguous",
-        folds=method.get("folds"),
-    )
-    return SplitFile(spec.split_path, spec.name, splits, data_hash(all_ids), dict(method))
+    groups, group_method = case_groups(spec, main, all_ids, method.pop("group_by", None))
+    method.update(group_method)
+    if groups is None and (hint := grouping_hint(all_ids)):
+        logger.warning("%s: %s", spec.name, hint)
+    given = given_split_path(spec, method)
+    excluded: list[str] = []
+    if given is not None:
+        splits, excluded = _given_splits(given, all_ids, method, groups)
+    else:
+        splits = make_splits(
+            main.case_ids(),
+            seed=int(method["seed"]),
+            val=method["val"],
+            test=method["test"],
+            native=native,
+            contiguous=method["kind"] == "contiguous",
+            folds=method.get("folds"),
+            groups=groups,
+        )
+    if groups is not None:
+        check_groups_whole(splits, groups, str(given or spec.name))
+    return SplitFile(spec.split_path, spec.name, splits, data_hash(all_ids), dict(method), tuple(excluded))
 
 
 def _union_of_ids(sources: Mapping[str, Source]) -> set[str]:
