@@ -236,3 +236,55 @@ def test_flex_casts_mixed_dtypes_like_autocast_casts_sdpa() -> None:
         )
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), sema.reference_sema_attention(q, k, v, 13, 21, 8), atol=3e-2, rtol=3e-2)
+
+
+def _pack(t: torch.Tensor) -> torch.Tensor:
+    """(B, heads, N, d) -> (B, N, heads * d)."""
+    return t.transpose(1, 2).flatten(2)
+
+
+@pytest.mark.parametrize("heads", [1, 3])
+@pytest.mark.parametrize("height,width,window_size", GEOMETRIES)
+def test_packed_fast_path_equals_reference_forward_and_gradients(height, width, window_size, heads) -> None:
+    """The models' fast path (heads packed in channels, windows batched for SDPA) against the dense reference,
+    on window-major tokens, in float64: outputs and the gradients of q, k, v to 1e-7 (float64 defaults)."""
+    grid = sema.WindowGrid(height, width, window_size)
+    q, k, v = (_pack(t).detach().requires_grad_() for t in qkv(2, heads, grid.padded_tokens))
+    grad_output = torch.randn(2, grid.padded_tokens, heads * 4, dtype=torch.float64)
+    outputs, gradients = [], []
+    for backend in ("reference", "torch"):
+        out = sema.sema_attention_packed(q, k, v, height, width, window_size, heads, backend=backend)
+        valid = sema._valid_tokens(grid, out.device)  # padding positions carry no result in either backend
+        outputs.append(out[:, valid])
+        gradients.append(torch.autograd.grad(out[:, valid], (q, k, v), grad_output[:, valid]))
+    torch.testing.assert_close(outputs[1], outputs[0])
+    for fast, reference in zip(gradients[1], gradients[0], strict=True):
+        torch.testing.assert_close(fast, reference)
+
+
+def test_packed_fast_path_equals_the_split_head_torch_backend_in_float32() -> None:
+    """Same kernel math as before the fast path (heads batched instead of windows): float32 to 1e-5."""
+    height, width, window_size, heads = 24, 16, 8, 2
+    q, k, v = (torch.randn(2, heads, height * width, 32) for _ in range(3))
+    split = sema.sema_attention(q, k, v, height, width, window_size, token_order="window_major", backend="torch")
+    packed = sema.sema_attention_packed(_pack(q), _pack(k), _pack(v), height, width, window_size, heads)
+    torch.testing.assert_close(packed, _pack(split), rtol=1e-5, atol=1e-5)
+
+
+def test_packed_fast_path_runs_a_fused_sdpa_kernel_and_counts_like_the_op() -> None:
+    from usemabench.profiler.profile import observed_sdpa_kernels
+
+    q, k, v = (torch.randn(1, 256, 64) for _ in range(3))
+    kernels = observed_sdpa_kernels(lambda: sema.sema_attention_packed(q, k, v, 16, 16, 8, 2))
+    assert kernels == ["flash (cpu)"]
+    with FlopCounterMode(display=False) as counter, counting_mode():
+        sema.sema_attention_packed(q, k, v, 16, 16, 8, 2)
+    assert counter.get_total_flops() == 2 * sema.sema_attention_macs(1, 2, 16, 16, 32, 8)
+
+
+def test_packed_inputs_of_the_wrong_shape_are_refused() -> None:
+    q = torch.randn(1, 64, 8)
+    with pytest.raises(ValueError, match="divide into 3 heads"):
+        sema.sema_attention_packed(q, q, q, 8, 8, 8, 3)
+    with pytest.raises(ValueError, match=r"\(B, 64, heads \* d\)"):
+        sema.sema_attention_packed(q[:, :60], q[:, :60], q[:, :60], 8, 8, 8, 2)

@@ -221,3 +221,31 @@ def test_registered_names_and_reconstruction_labels() -> None:
 def test_parameter_counts_match_the_spec_estimates(name: str, millions: float) -> None:
     """USEMA_SPEC.md's estimates for 1 input channel and 14 classes."""
     assert parameter_count(name, in_channels=1, num_classes=14) / 1e6 == pytest.approx(millions, rel=0.01)
+
+
+@pytest.mark.parametrize("name", ["usema_tiny", "usema_tiny_window"])
+def test_fast_path_model_equals_the_reference_kernel_in_outputs_and_gradients(name: str) -> None:
+    """The whole model on the torch fast path (packed heads, one token layout per stage) against the same
+    weights on the dense reference kernel, float64, at a size whose deeper maps need window padding."""
+    models = []
+    for backend in ("torch", "reference"):
+        torch.manual_seed(0)
+        models.append(create_model(name, 1, 2, attention_backend=backend, drop_path_rate=0.0).double().train())
+    x = torch.randn(2, 1, 96, 96, dtype=torch.float64)
+    outputs = [model(x) for model in models]
+    for fast, reference in zip(*outputs, strict=True):
+        torch.testing.assert_close(fast, reference)
+    weights = [torch.randn_like(output) for output in outputs[0]]
+    for model, output in zip(models, outputs, strict=True):
+        sum((o * w).sum() for o, w in zip(output, weights, strict=True)).backward()
+    for (key, fast), (_, reference) in zip(models[0].named_parameters(), models[1].named_parameters(), strict=True):
+        torch.testing.assert_close(fast.grad, reference.grad, msg=lambda text, key=key: f"{key}: {text}")
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_sema_stage_returns_its_input_memory_format(memory_format) -> None:
+    stage = SEMAStage(dim=32, depth=2, num_heads=1, drop_paths=[0.0, 0.0], window_size=4)
+    x = torch.randn(2, 32, 12, 8).contiguous(memory_format=memory_format)
+    out = stage(x)
+    assert out.shape == x.shape and out.is_contiguous(memory_format=memory_format)
+    torch.testing.assert_close(out, stage(x.contiguous()), rtol=1e-5, atol=1e-5)

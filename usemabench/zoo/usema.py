@@ -32,7 +32,12 @@ UPSAMPLERS = ("nearest", "transposed")
 
 
 class SEMAStage(nn.Module):
-    """Mamba-like blocks applied to a (B, C, H, W) feature map as H*W tokens."""
+    """Mamba-like blocks applied to a (B, C, H, W) feature map as H*W tokens.
+
+    The tokens are made contiguous (B, N, C) once on entry, i.e. the map in channels-last layout, and stay
+    so through every block: LayerNorm and Linear read them in place, and the blocks' depthwise convolutions
+    see channels-last views of them, not copies. On exit the map gets back its input's memory format.
+    """
 
     def __init__(self, dim: int, depth: int, num_heads: int, drop_paths: list[float], **block_options) -> None:
         super().__init__()
@@ -42,10 +47,12 @@ class SEMAStage(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         batch, channels, height, width = x.shape
-        tokens = x.flatten(2).transpose(1, 2)
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        tokens = x.flatten(2).transpose(1, 2).contiguous()  # free when x is already channels-last
         for block in self.blocks:
             tokens = block(tokens, height, width)
-        return tokens.transpose(1, 2).reshape(batch, channels, height, width)
+        image = tokens.transpose(1, 2).reshape(batch, channels, height, width)
+        return image.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 class NearestUpsampleConcat(nn.Module):

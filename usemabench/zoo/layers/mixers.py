@@ -24,7 +24,7 @@ from timm.layers import DropPath, Mlp
 from torch import Tensor, nn
 
 from usemabench.zoo.layers.init import init_transformer_weights
-from usemabench.zoo.layers.sema import from_window_major, sema_attention, to_window_major
+from usemabench.zoo.layers.sema import from_window_major, sema_attention_packed, to_window_major
 
 TOKEN_MIXERS = ("sema", "full", "linear", "window", "mean")
 
@@ -76,10 +76,16 @@ class _QKAttention(nn.Module):
         self.v_proj = nn.Linear(dim, dim, bias=qkv_bias) if v_projection else None
         self.lepe = depthwise_conv3x3(dim)
 
-    def queries_and_keys(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def packed_queries_and_keys(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """q, k as (B, N, C) tokens, heads packed in the channels."""
         q, k = self.qk(x).chunk(2, dim=-1)
         if self.qk_scale is not None:
             q = q * (self.qk_scale * math.sqrt(self.dim // self.num_heads))
+        return q, k
+
+    def queries_and_keys(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """q, k as (B, heads, N, C / heads)."""
+        q, k = self.packed_queries_and_keys(x)
         return _split_heads(q, self.num_heads), _split_heads(k, self.num_heads)
 
     def values(self, x: Tensor) -> Tensor:
@@ -95,7 +101,8 @@ class SEMAAttention(_QKAttention):
     """SEMA token mixer: window softmax attention + mean of v (`with_mean=False`: window only) + LePE.
 
     The tokens are permuted to window-major order once, before the q/k projection, so q, k and v are born
-    in the order the kernel wants and only the output is permuted back.
+    in the order the kernel wants and only the output is permuted back; the heads stay packed in the
+    channels (`sema_attention_packed`), so no head split or merge copies them.
     """
 
     def __init__(
@@ -116,21 +123,12 @@ class SEMAAttention(_QKAttention):
         values = self.values(x)
         lepe = _conv_on_tokens(self.lepe, values, height, width)
         windowed = to_window_major(x, height, width, self.window_size)
-        q, k = self.queries_and_keys(windowed)
-        windowed_values = windowed if self.v_proj is None else to_window_major(values, height, width, self.window_size)
-        v = _split_heads(windowed_values, self.num_heads)
-        out = sema_attention(
-            q,
-            k,
-            v,
-            height,
-            width,
-            self.window_size,
-            with_mean=self.with_mean,
-            token_order="window_major",
-            backend=self.backend,
+        q, k = self.packed_queries_and_keys(windowed)
+        v = windowed if self.v_proj is None else to_window_major(values, height, width, self.window_size)
+        out = sema_attention_packed(
+            q, k, v, height, width, self.window_size, self.num_heads, with_mean=self.with_mean, backend=self.backend
         )
-        return from_window_major(_merge_heads(out), height, width, self.window_size) + lepe
+        return from_window_major(out, height, width, self.window_size) + lepe
 
     def extra_repr(self) -> str:
         options = f"window_size={self.window_size}, with_mean={self.with_mean}, backend={self.backend}"

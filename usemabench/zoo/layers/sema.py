@@ -37,6 +37,12 @@ Backends (`sema_attention(..., backend=...)`):
                Flex saves memory but not time, and inside a model it recompiles per shape and grad mode
                until torch.compile's recompile limit (8) sends it to a dense eager fallback (seen: a 10x slower
                training step). So flex is opt-in, for memory-bound runs that raise that limit.
+Packed heads (`sema_attention_packed`): models hold q, k, v as (B, tokens, heads * d) window-major tokens.
+The torch backend then views them as (B * windows, heads, T, d), a 4-D batch of windows with a unit-stride
+head dimension and no copy, the layout the fused SDPA kernels (flash / memory-efficient on CUDA, the flash
+CPU kernel) take; the output comes back in the same packed layout. Other backends and counting mode split
+the heads and call `sema_attention`. Same computation as `torch_sema_attention`, windows batched instead
+of heads.
 Under `counting.counting_mode()` the call goes through the custom op `usemabench::sema_attention`
 (fake implementation for the meta device; its backward is `usemabench::sema_attention_backward`) so that
 a FLOP counter sees one op with a registered formula whatever backend would have run.
@@ -224,6 +230,25 @@ def torch_sema_attention(
     if raster:
         out = from_window_major(out, grid.height, grid.width, grid.window_size)
     return out + _mean_over_valid_tokens(v, grid, token_order) if with_mean else out
+
+
+def torch_sema_attention_packed(
+    q: Tensor, k: Tensor, v: Tensor, grid: WindowGrid, num_heads: int, with_mean: bool = True
+) -> Tensor:
+    """SEMA on window-major packed-head tokens (B, padded_tokens, heads * d): one SDPA call over a
+    (B * windows, heads, T, d) view of q, k, v (no copy); output (B, padded_tokens, heads * d_v)."""
+    batch, windows, tokens = q.shape[0], grid.num_windows, grid.tokens_per_window
+
+    def per_window(t: Tensor) -> Tensor:
+        return t.reshape(batch * windows, tokens, num_heads, t.shape[-1] // num_heads).transpose(1, 2)
+
+    attn_mask = None
+    if grid.is_padded:  # padded keys never take part; one (1, 1, T) row per window, repeated over the batch
+        valid = _valid_tokens(grid, q.device).view(1, windows, 1, 1, tokens)
+        attn_mask = valid.expand(batch, -1, -1, -1, -1).reshape(batch * windows, 1, 1, tokens)
+    out = F.scaled_dot_product_attention(per_window(q), per_window(k), per_window(v), attn_mask=attn_mask)
+    out = out.transpose(1, 2).reshape(batch, grid.padded_tokens, v.shape[-1])
+    return out + _mean_over_valid_tokens(v, grid, "window_major") if with_mean else out
 
 
 # --- flex: FlexAttention with a block-diagonal BlockMask -------------------------------------------------
@@ -486,3 +511,41 @@ def sema_attention(
     if backend == "flex":
         return flex_sema_attention(q, k, v, grid, with_mean, token_order)
     return torch_sema_attention(q, k, v, grid, with_mean, token_order)
+
+
+def sema_attention_packed(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    height: int,
+    width: int,
+    window_size: int,
+    num_heads: int,
+    *,
+    with_mean: bool = True,
+    backend: str = "auto",
+) -> Tensor:
+    """SEMA on window-major tokens with the heads packed in the channels: q, k (B, padded_tokens, heads * d),
+    v (B, padded_tokens, heads * d_v) -> (B, padded_tokens, heads * d_v). The torch backend runs
+    `torch_sema_attention_packed`; the others (and counting mode) go through `sema_attention`."""
+    grid = WindowGrid(height, width, window_size)
+    if q.ndim != 3 or q.shape != k.shape or q.shape[:-1] != v.shape[:-1] or q.shape[1] != grid.padded_tokens:
+        raise ValueError(
+            f"SEMA (packed) expects q, k (B, {grid.padded_tokens}, heads * d) and v (B, {grid.padded_tokens}, "
+            f"heads * d_v) for a {height}x{width} map with window {window_size}; "
+            f"got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+        )
+    if q.shape[-1] % num_heads or v.shape[-1] % num_heads:
+        raise ValueError(f"channels {q.shape[-1]} (q, k) and {v.shape[-1]} (v) must divide into {num_heads} heads")
+    if not is_counting() and resolve_backend(backend, q.device) == "torch":
+        return torch_sema_attention_packed(q, k, v, grid, num_heads, with_mean)
+    batch, tokens = q.shape[:2]
+
+    def split(t: Tensor) -> Tensor:
+        return t.reshape(batch, tokens, num_heads, t.shape[-1] // num_heads).transpose(1, 2)
+
+    out = sema_attention(
+        split(q), split(k), split(v), height, width, window_size,
+        with_mean=with_mean, token_order="window_major", backend=backend,
+    )
+    return out.transpose(1, 2).reshape(batch, tokens, v.shape[-1])
