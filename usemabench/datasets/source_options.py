@@ -68,11 +68,6 @@ SOURCE_OPTIONS: tuple[SourceOption, ...] = (
     ),
     SourceOption("modality", ALL_SCHEMES, "free text recorded with the dataset", "folder:/data/us?modality=ultrasound"),
     SourceOption("license", ALL_SCHEMES, "free text recorded with the dataset", "folder:/data/us?license=CC-BY-4.0"),
-    SourceOption(
-        "ignore_index", ALL_SCHEMES,
-        "a raw mask value left out of the loss and every metric (fov/ or ignore/ folders beside masks/ do the same per pixel)",
-        "folder:/data/voc?ignore_index=255", _whole_number,
-    ),
     SourceOption("mask_suffix", ("folder",), "masks are named <case><suffix>.<ext>", "folder:/data/isic?mask_suffix=_segmentation"),
     SourceOption(
         "split_file", ALL_SCHEMES,
