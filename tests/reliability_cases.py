@@ -40,13 +40,13 @@ RECORDS = [
              {"path": ("metrics", "dice", "mean"), "value": "high"}),
     BadInput("model-string", "record", '`model: "usema_s"`', SKIPPED, r"model: expected object or null, got 'usema_s'",
              {"path": ("model",), "value": "usema_s"}),
-    BadInput("split-hash-missing", "record", "`dataset` without `split_hash`", SKIPPED, r"dataset: 'split_hash' missing",
+    BadInput("split-hash-missing", "record", "`dataset` without `split_hash`", SKIPPED, r"dataset: missing split_hash",
              {"path": ("dataset", "split_hash"), "delete": True}),
     BadInput("seed-string", "record", '`seed: "0"`', SKIPPED, r"seed: expected integer or null, got '0'",
              {"path": ("seed",), "value": "0"}),
     BadInput("resolution-one-side", "record", "`resolution: [256]`", SKIPPED, r"resolution: \[256\] needs at least 2 items",
              {"path": ("resolution",), "value": [256]}),
-    BadInput("ok-eval-without-dice", "record", "an ok eval record without `metrics.dice`", SKIPPED, r"metrics: 'dice' missing",
+    BadInput("ok-eval-without-dice", "record", "an ok eval record without `metrics.dice`", SKIPPED, r"metrics: missing dice",
              {"path": ("metrics", "dice"), "delete": True}),
     BadInput("failed-without-error", "record", '`status: "failed"` with `error: null`', SKIPPED, r"error: expected string, got None",
              {"path": ("status",), "value": "failed"}),
@@ -71,7 +71,7 @@ WEIGHTS_CONFIGS = [
     BadInput("config-channels-string", "weights config.json", '`in_channels: "1"`', "refused, naming the file and field",
              r"config\.json: in_channels: expected integer, got '1'", {"key": "in_channels", "value": "1"}),
     BadInput("config-name-missing", "weights config.json", "no `usemabench_name`", "refused, naming the file and field",
-             r"config\.json: \(top level\): 'usemabench_name' missing", {"key": "usemabench_name", "delete": True}),
+             r"config\.json: \(top level\): missing usemabench_name", {"key": "usemabench_name", "delete": True}),
 ]
 
 PREDICTED_ANYWAY = "the other images are predicted; this one is named with the reason; exit 1"
@@ -103,9 +103,26 @@ SPLITS = [
              r"case_2\.png: unreadable or corrupt image", {"image": "case_2.png"}),
 ]
 
+BUILD_FAILURES = [
+    BadInput("build-rename-fails", "leaderboard", "an output that cannot be replaced (a folder named index.html)",
+             "one line naming the path; every old output kept, none half-new",
+             r"usemabench leaderboard: error: cannot write outputs, nothing was changed: .*index\.html: Is a directory",
+             {"fault": "folder-in-the-way"}),
+    BadInput("build-disk-full", "leaderboard", "a full disk while the build writes",
+             "one line naming the path; every old output kept, none half-new",
+             r"usemabench leaderboard: error: cannot write outputs, nothing was changed: .*index\.html: No space left on device",
+             {"fault": "disk-full"}),
+]
+
+BUILD_STRICT = [
+    BadInput("build-strict", "leaderboard --strict", "a records folder with an invalid record",
+             "the file is named, nothing is written, exit 1", r"--strict: 3 record file\(s\) skipped, nothing written"),
+]
+
 GROUPS = {
     "RECORDS": RECORDS, "PROTOCOLS": PROTOCOLS, "WEIGHTS_CONFIGS": WEIGHTS_CONFIGS, "PREDICT_IMAGES": PREDICT_IMAGES,
     "PREDICT_RERUNS": PREDICT_RERUNS, "SPLITS": SPLITS,
+    "BUILD_FAILURES": BUILD_FAILURES, "BUILD_STRICT": BUILD_STRICT,
 }
 
 

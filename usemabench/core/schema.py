@@ -224,8 +224,6 @@ def _describe(error: ValidationError) -> str:
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         return f"{where}: unknown field(s) {', '.join(unknown)}"
-    if error.validator == "required":
-        return f"{where}: {error.message.replace(' is a required property', ' missing')}"
     rules = {
         "minimum": f"is below {error.validator_value}",
         "minItems": f"needs at least {error.validator_value} items",
@@ -245,13 +243,15 @@ def schema_problems(document: Any, schema: dict) -> list[str]:
         Draft202012Validator(schema).iter_errors(document),
         key=lambda error: (tuple(map(str, error.absolute_path)), list(error.relative_schema_path)[:1] == ["allOf"]),
     )
-    problems, seen = [], set()
+    problems: dict[tuple[str, ...], str] = {}  # (path..., "missing" or "") -> the line
     for error in ordered:
         path = tuple(map(str, error.absolute_path))
-        if error.validator == "required" or path not in seen:
-            problems.append(_describe(error))
-            seen.add(path)
-    return problems
+        if error.validator == "required":  # all missing fields of one object in one line
+            names = [name for name in error.validator_value if name not in error.instance]
+            problems[(*path, "missing")] = f"{'.'.join(path) or '(top level)'}: missing {', '.join(names)}"
+        else:
+            problems.setdefault((*path, ""), _describe(error))
+    return list(problems.values())
 
 
 def require_valid(document: Any, schema: dict, source: str, error: type[SchemaError] = SchemaError) -> Any:

@@ -37,6 +37,10 @@ class Staging:
         staged.mkdir(parents=True, exist_ok=True)
         return staged
 
+    def real(self, staged: str | os.PathLike) -> Path:
+        """Where the staged file `staged` goes."""
+        return self.common / Path(staged).resolve().relative_to(self.root)
+
     def remove(self, real: str | os.PathLike) -> None:
         """Remove the real file `real` when the staged files go in (kept if anything fails)."""
         self.removals.append(Path(real).resolve())

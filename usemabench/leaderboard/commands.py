@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     board.add_argument("--leaderboard-dir", type=Path, default=DEFAULT_LEADERBOARD_DIR, help="default: %(default)s")
     board.add_argument("--reports-dir", type=Path, default=DEFAULT_REPORTS_DIR, help="default: %(default)s")
     board.add_argument("--reference", default=DEFAULT_REFERENCE, help="model the paired tests compare against (default: %(default)s)")
-    board.add_argument("--strict", action="store_true", help="exit 1 when any record file was skipped")
+    board.add_argument("--strict", action="store_true", help="write nothing and exit 1 when any record file is skipped")
     board.set_defaults(handler=run_leaderboard)
 
     compare = subparsers.add_parser("compare", help="one-page side-by-side of MODEL and a reference, from the records")
@@ -43,8 +43,11 @@ def _report_skipped(problems) -> None:
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
-    result = build(args.records_dir, args.leaderboard_dir, args.reports_dir, reference=args.reference)
+    result = build(args.records_dir, args.leaderboard_dir, args.reports_dir, reference=args.reference, strict=args.strict)
     _report_skipped(result.problems)
+    if args.strict and result.problems:
+        print(f"--strict: {len(result.problems)} record file(s) skipped, nothing written", file=sys.stderr)
+        return 1
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     counts = result.leaderboard.record_set.counts
@@ -52,7 +55,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         f"read {sum(counts.values())} records from {args.records_dir} ({len(result.problems)} skipped); "
         f"wrote {len(result.written)} files; see {args.leaderboard_dir / 'LEADERBOARD.md'} and {args.reports_dir / 'index.html'}"
     )
-    return 1 if args.strict and result.problems else 0
+    return 0
 
 
 def run_compare(args: argparse.Namespace) -> int:

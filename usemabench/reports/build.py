@@ -3,7 +3,8 @@
 A pure function of the records: the same records (and matplotlib version) give byte-identical files.
 Figures an earlier build wrote (listed in `reports/figures/usemabench-figures.txt`) that this build did not
 are left over from older records and are removed, so the folder matches the page; any other file in the
-folder is never touched, so --reports-dir may point at a folder that holds other files.
+folder is never touched, so --reports-dir may point at a folder that holds other files. The build is all or
+nothing: written beside the output folders, then swapped in (`core.staging`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from usemabench.core.io import atomic_write_text
+from usemabench.core.staging import Staging, staged_outputs
 from usemabench.leaderboard.aggregate import DEFAULT_REFERENCE, Leaderboard, aggregate
 from usemabench.leaderboard.build import (
     DEFAULT_LEADERBOARD_DIR,
@@ -60,14 +62,14 @@ def write_figures(leaderboard: Leaderboard, figures_dir: Path) -> tuple[list[Rep
     return figures + panels + bench_figures(leaderboard.record_set.benches, figures_dir), notes
 
 
-def _replace_figures_manifest(figures_dir: Path, keep: list[ReportFigure]) -> Path:
-    """Delete the figures the previous build listed and this one did not write; list this build's figures."""
+def _replace_figures_manifest(figures_dir: Path, staged_dir: Path, keep: list[ReportFigure], staging: Staging) -> Path:
+    """Remove the figures the previous build listed and this one did not write; list this build's figures."""
     manifest = figures_dir / FIGURES_MANIFEST
     kept = sorted({figure.path.name for figure in keep})
     listed = manifest.read_text(encoding="utf-8").splitlines() if manifest.is_file() else []
     for name in sorted(set(listed) - set(kept)):
-        (figures_dir / Path(name).name).unlink(missing_ok=True)  # .name: never outside the folder
-    return atomic_write_text(manifest, "".join(f"{name}\n" for name in kept))
+        staging.remove(figures_dir / Path(name).name)  # .name: never outside the folder
+    return atomic_write_text(staged_dir / FIGURES_MANIFEST, "".join(f"{name}\n" for name in kept))
 
 
 def build(
@@ -75,17 +77,28 @@ def build(
     leaderboard_dir: str | os.PathLike = DEFAULT_LEADERBOARD_DIR,
     reports_dir: str | os.PathLike = DEFAULT_REPORTS_DIR,
     reference: str = DEFAULT_REFERENCE,
+    *,
+    strict: bool = False,
 ) -> BuildResult:
-    """Regenerate every table, chart and page from the records under `records_dir`."""
+    """Regenerate every table, chart and page from the records under `records_dir`, all or nothing.
+
+    Everything is written beside the output folders first and swapped in at the end (`core.staging`), so a
+    failure leaves the old outputs whole; with `strict`, a records folder with skipped files writes nothing.
+    """
     leaderboard_dir, reports_dir = Path(leaderboard_dir), Path(reports_dir)
     leaderboard = aggregate(load_records(records_dir), reference=reference)
-    figures_dir = reports_dir / FIGURES_FOLDER
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    figures, notes = write_figures(leaderboard, figures_dir)
-    manifest = _replace_figures_manifest(figures_dir, figures)
-    tables = write_leaderboard(leaderboard, leaderboard_dir, links(figures, leaderboard_dir), notes)
-    written = [figure.path for figure in figures] + [manifest] + tables.csvs + [tables.markdown]
-    csv_links = [(path.name, _relative_link(path, reports_dir)) for path in tables.csvs]
-    page = report_html(leaderboard, links(figures, reports_dir), csv_links, notes)
-    written.append(atomic_write_text(reports_dir / "index.html", page))
+    if strict and leaderboard.record_set.problems:
+        return BuildResult(leaderboard, [], leaderboard.record_set.problems, [])
+    with staged_outputs(leaderboard_dir, reports_dir) as staging:
+        board_dir, pages_dir = staging.folder(leaderboard_dir), staging.folder(reports_dir)
+        figures_dir = pages_dir / FIGURES_FOLDER
+        figures_dir.mkdir(parents=True, exist_ok=True)
+        figures, notes = write_figures(leaderboard, figures_dir)
+        manifest = _replace_figures_manifest(reports_dir / FIGURES_FOLDER, figures_dir, figures, staging)
+        tables = write_leaderboard(leaderboard, board_dir, links(figures, board_dir), notes)
+        csv_links = [(path.name, _relative_link(path, pages_dir)) for path in tables.csvs]
+        page = report_html(leaderboard, links(figures, pages_dir), csv_links, notes)
+        staged = [figure.path for figure in figures] + [manifest] + tables.csvs + [tables.markdown]
+        staged.append(atomic_write_text(pages_dir / "index.html", page))
+        written = [staging.real(path) for path in staged]
     return BuildResult(leaderboard, written, leaderboard.record_set.problems, notes)
