@@ -127,3 +127,9 @@ def test_a_real_sigint_prints_one_line_and_exits_130(tmp_path, monkeypatch):
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines[-1].startswith("usemabench train: interrupted during training; the same command resumes from"), err
     assert "Traceback" not in err
+
+
+def test_a_disk_error_is_one_line_naming_the_path(monkeypatch, capsys):
+    failing_run_command(monkeypatch, OSError(28, "No space left on device", "records/eval_x.json"))
+    assert main(["run", "--model", "nnunet_small"]) == 1
+    assert capsys.readouterr().err == "usemabench run: error: [Errno 28] No space left on device: 'records/eval_x.json'\n"

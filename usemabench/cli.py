@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from usemabench.datasets.errors import DatasetError
 from usemabench.hub import PretrainedError
 from usemabench.core.schema import RecordError
-from usemabench.core.staging import OutputError
 from usemabench.runners.checkpoint import CheckpointError
 from usemabench.runners.errors import UsageError
 from usemabench.runners.protocol import ProtocolError
@@ -28,13 +27,13 @@ COMMAND_MODULES = (
 )
 
 
-# Bad input, told in one line: the project's own errors, a missing file or package, an output that could not be
-# written (a full disk), and a bare ValueError, which the model zoo (configs, registry) and the leaderboard still
-# raise for bad input. Anything else (a KeyError, a RuntimeError from torch, a TypeError) is a bug and keeps its
-# traceback.
+# Bad input, told in one line: the project's own errors, a missing package, a file that could not be read or
+# written (OSError: missing, no permission, a full disk; its message names the path), and a bare ValueError, which
+# the model zoo (configs, registry) and the leaderboard still raise for bad input. Anything else (a KeyError, a
+# RuntimeError from torch, a TypeError) is a bug and keeps its traceback.
 USER_ERRORS = (
     DatasetError, ProtocolError, PretrainedError, RecordError, CheckpointError, UsageError, ValueError,
-    FileNotFoundError, ImportError, OutputError,
+    ImportError, OSError,
 )
 
 
