@@ -86,18 +86,3 @@ def test_a_build_that_fails_changes_nothing_and_says_where_in_one_line(small_rec
     assert len(lines) == 1 and re.search(case.message, lines[0]), err
     assert outputs(tmp_path) == before
     assert sorted(path.name for path in tmp_path.iterdir()) == ["lb", "records", "rp"]  # no staging folder left
-
-
-def test_compare_prints_and_writes_a_side_by_side(fabricated_records, tmp_path, capsys):
-    output = tmp_path / "unet_vs_usema_s.md"
-    assert main(["compare", "unet", "--against", "usema_s", "--records-dir", str(fabricated_records), "--output", str(output)]) == 0
-    printed = capsys.readouterr().out
-    assert printed == output.read_text()
-    assert "# unet vs usema_s" in printed and "|   | unet | usema_s |" in printed
-    assert "ΔDice (unet − usema_s) over 10 shared test cases" in printed
-    assert "| 64×64 | 2.9M | 1.6M | 1.75× |" in printed  # MACs per pixel 700 vs 400
-
-
-def test_compare_names_an_unknown_model(fabricated_records, tmp_path, capsys):
-    assert main(["compare", "my_net", "--records-dir", str(fabricated_records), "--output", str(tmp_path / "x.md")]) == 1
-    assert "no records of my_net; models with records: transunet, umamba_bot, unet, usema_s" in capsys.readouterr().err

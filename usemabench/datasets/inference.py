@@ -75,11 +75,13 @@ def _nnunet_classes(source: NnUNetSource) -> tuple[tuple[str, ...], None]:
     return tuple(by_value[value] for value in range(len(by_value))), None
 
 
-def _masks(source: Source, encoding: str | None, where: str, ignore_value: int | None) -> tuple[InferredMasks, int]:
+def _masks(
+    source: Source, encoding: str | None, where: str, ignore_value: int | None, classes_named: bool
+) -> tuple[InferredMasks, int]:
     """The mask encoding (given, else inferred and said once per process) and the image channel count."""
     stats, channels = _scan(source, encoding == "threshold", ignore_value)
     if encoding is None:
-        inferred = infer_masks(stats, where)
+        inferred = infer_masks(stats, where, classes_named=classes_named)
         if where not in _ANNOUNCED:
             _ANNOUNCED.add(where)
             logger.warning("%s: masks read as %s: %s", where, inferred.encoding, inferred.reason)
@@ -107,7 +109,7 @@ def infer_spec(uri: str, split_file: str | None = None) -> DatasetSpec:
         channel_names = list((source.dataset_json.get("channel_names") or source.dataset_json["modality"]).values())
         normalization = NNUNET_NORMALIZATION.get(str(channel_names[0]), "zscore")
     else:
-        masks, channels = _masks(source, options.get("encoding"), uri, ignore_value)
+        masks, channels = _masks(source, options.get("encoding"), uri, ignore_value, "classes" in options)
         normalization = "zscore"
     class_names = masks.class_names
     if "classes" in options:

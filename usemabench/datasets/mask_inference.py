@@ -97,13 +97,15 @@ def classes_from_values(values: list[int], where: str) -> InferredMasks:
     )
 
 
-def infer_masks(stats: MaskValues, where: str) -> InferredMasks:
+def infer_masks(stats: MaskValues, where: str, *, classes_named: bool = False) -> InferredMasks:
     """The encoding of masks with these values (see the module docstring), or a DatasetError that names the
-    options that load them."""
+    options that load them. Masks that are all 0 are accepted only when the classes are named."""
     ordered = sorted(stats.pixels)
     if ordered and ordered[0] < 0:
         raise DatasetError(f"{where}: masks hold negative label values ({describe_values([v for v in ordered if v < 0])})")
     foreground = [v for v in ordered if v != 0]
+    if not foreground and classes_named:
+        return InferredMasks("index", ("background",), None, 127, f"every mask is empty (all {stats.masks} hold only 0)")
     if not foreground:
         raise DatasetError(
             f"{where}: every mask is empty (all {stats.masks} hold only 0); if that is meant, name the classes "

@@ -30,6 +30,21 @@ def paired_wilcoxon(scores: Sequence[float], reference: Sequence[float]) -> floa
     return float(stats.wilcoxon(differences, alternative="two-sided").pvalue)
 
 
+def smallest_wilcoxon_p(pairs: int) -> float:
+    """The smallest two-sided p the exact Wilcoxon signed-rank test can give with `pairs` non-zero differences.
+
+    Only the all-same-sign outcome reaches it: 2 · 2^-n (n = 5 gives 0.0625, so five test cases can never
+    show p < 0.05, however large the difference). NaN below one pair.
+    """
+    return 2.0 ** (1 - pairs) if pairs >= 1 else float("nan")
+
+
+def nonzero_pairs(scores: Sequence[float], reference: Sequence[float]) -> int:
+    """How many finite, non-zero paired differences the Wilcoxon test ranks (zeros and NaNs are dropped)."""
+    differences = np.asarray(scores, dtype=float) - np.asarray(reference, dtype=float)
+    return int(np.count_nonzero(np.isfinite(differences) & (differences != 0)))
+
+
 def holm(p_values: Sequence[float]) -> np.ndarray:
     """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1); NaNs pass through untouched."""
     p_values = np.asarray(p_values, dtype=float)
