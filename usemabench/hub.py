@@ -31,6 +31,8 @@ from torch import nn
 
 from usemabench import __version__
 from usemabench.core.io import atomic_write_json, file_sha256
+from usemabench.core.schema import SchemaError, validate_weights_config
+from usemabench.zoo.features import as_feature_extractor
 from usemabench.zoo.loading import WeightsError, build_from_spec, check_preprocessing, check_spec, load_state
 from usemabench.zoo.pretrained import PretrainedCfg, get_pretrained_cfg, packaged_file, split_model_name
 from usemabench.zoo.registry import create_model as build_model
@@ -161,6 +163,10 @@ def read_config(path: Path) -> dict:
         raise PretrainedError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(config, dict):
         raise PretrainedError(f"{path}: must hold a JSON object, got {type(config).__name__}")
+    try:
+        validate_weights_config(config, str(path))  # the JSON types (core.schema), before any value is used
+    except SchemaError as error:
+        raise PretrainedError(str(error)) from None
     try:
         check_spec(config_spec(config), str(path))
         check_preprocessing(config.get("preprocessing"), str(path))
@@ -324,21 +330,25 @@ def create_model(
     `pretrained=True` loads the manifest's weights of `arch.tag` (or of `arch`'s default tag); a string
     or path loads a weights folder or Hub repo (`org/repo[@revision]`). With weights, `in_channels` and
     `num_classes` come from them when left out and must match them when given. Without weights they
-    default to 1 and 2.
+    default to 1 and 2. `features_only=True` (with `out_indices`) returns the encoder maps (`zoo.features`),
+    after the weights are loaded into the full model.
 
     >>> model = create_model("usema_tiny", in_channels=3, num_classes=2)
     >>> model.save_pretrained("weights/")                          # config.json, model.safetensors, README.md
     >>> create_model("usema_tiny", pretrained="weights/")
     """
+    if not pretrained:
+        model = build_model(name, 1 if in_channels is None else in_channels, 2 if num_classes is None else num_classes, **overrides)
+        return model if overrides.get("features_only") else with_hub_methods(model)
+    features_only, out_indices = overrides.pop("features_only", False), overrides.pop("out_indices", None)
     if pretrained is True:
-        return load_manifest_entry(get_pretrained_cfg(name), in_channels, num_classes, **overrides)
-    if pretrained:
+        model = load_manifest_entry(get_pretrained_cfg(name), in_channels, num_classes, **overrides)
+    else:
         architecture, tag = split_model_name(name)
         if tag is not None:
             raise PretrainedError(f"{name!r}: a tag names manifest weights (pretrained=True); with pretrained={str(pretrained)!r} name the model {architecture!r}")
-        return load_pretrained(pretrained, name=architecture, in_channels=in_channels, num_classes=num_classes, **overrides)
-    model = build_model(name, 1 if in_channels is None else in_channels, 2 if num_classes is None else num_classes, **overrides)
-    return with_hub_methods(model)
+        model = load_pretrained(pretrained, name=architecture, in_channels=in_channels, num_classes=num_classes, **overrides)
+    return as_feature_extractor(model, out_indices) if features_only else model
 
 
 def from_pretrained(reference: str | os.PathLike, **kwargs: Any) -> nn.Module:

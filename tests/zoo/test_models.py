@@ -11,7 +11,8 @@ import io
 import pytest
 import torch
 
-from usemabench.zoo import create_model, get_model_info, list_models, parameter_count
+from usemabench.zoo import count_parameters, create_model, get_model_info, list_models, parameter_count
+from usemabench.zoo.features import backbone_info
 
 ALL_MODELS = list_models()
 SIZES = [(64, 64), (80, 80)]
@@ -100,3 +101,40 @@ def test_size_policy_pads_and_crops_or_names_the_divisor(name: str) -> None:
     else:
         with torch.no_grad():
             assert model(x).shape == (1, 2, odd, odd + 2)
+
+
+# Models with no multi-scale encoder to return: UNETR's ViT works at one scale (its skips are built by the decoder).
+WITHOUT_BACKBONE = {"unetr", "unetr_small"}
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_features_only_returns_maps_of_the_stated_channels_and_strides(name: str) -> None:
+    target = runnable_name(name)
+    info = get_model_info(target)
+    if not info.available:
+        pytest.skip(f"{target} needs {info.requires}")
+    full = create_model(target, in_channels=1, num_classes=2)
+    if backbone_info(full) is None:
+        assert target in WITHOUT_BACKBONE, f"{target} offers no features_only; list it in WITHOUT_BACKBONE or add it"
+        with pytest.raises(ValueError, match="features_only is not available"):
+            create_model(target, features_only=True)
+        return
+    backbone = create_model(target, in_channels=1, num_classes=2, features_only=True).eval()
+    x = make_input(target, SIZES[1], batch=2)
+    divisor = backbone.size_divisor if backbone.size_policy != "any" else 1
+    height, width = (-(-side // divisor) * divisor for side in x.shape[-2:])
+    with torch.no_grad():
+        features = backbone(x)
+    assert len(features) == len(backbone.feature_info) >= 3
+    reductions = backbone.feature_info.reduction()
+    assert reductions == sorted(set(reductions)), "one map per stride, finest first"
+    for feature, stage in zip(features, backbone.feature_info, strict=True):
+        assert feature.shape == (2, stage["num_chs"], height // stage["reduction"], width // stage["reduction"]), stage
+    assert count_parameters(backbone)[0] < count_parameters(full)[0], "the decoder is dropped"
+
+    last = create_model(target, in_channels=1, num_classes=2, features_only=True, out_indices=(-1,)).eval()
+    assert last.feature_info == backbone.feature_info[-1:]
+    with torch.no_grad():
+        assert last(x)[0].shape == features[-1].shape
+    with pytest.raises(ValueError, match="out_indices"):
+        create_model(target, features_only=True, out_indices=(len(features),))

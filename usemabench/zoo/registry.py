@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from usemabench.zoo.features import as_feature_extractor
 from usemabench.zoo.pretrained import list_pretrained, split_model_name
 
 FAMILIES = ("cnn", "mamba", "attention-full", "attention-window", "usema")
@@ -198,12 +199,15 @@ def create_model(name: str, in_channels: int = 1, num_classes: int = 2, **overri
     The returned module carries `usemabench_spec` (name, channels, classes, overrides), enough to
     rebuild it exactly, and `usemabench_info` (its ModelInfo). An `arch.tag` name builds `arch`. Weights are
     loaded one layer up, by `usemabench.create_model(name, pretrained=...)` (`usemabench.hub`).
+    `features_only=True` (with `out_indices`) returns the encoder as a backbone (`zoo.features`), as in timm.
     """
     if "pretrained" in overrides:
         raise TypeError(
             "usemabench.zoo.create_model builds untrained models; load weights with "
             "usemabench.create_model(name, pretrained=...)"
         )
+    features_only = overrides.pop("features_only", False)
+    out_indices = overrides.pop("out_indices", None)
     name = split_model_name(name)[0]
     info = get_model_info(name)
     missing = [module for module in info.requires if importlib.util.find_spec(module) is None]
@@ -220,7 +224,7 @@ def create_model(name: str, in_channels: int = 1, num_classes: int = 2, **overri
     model.usemabench_info = info
     # A config can change the divisor (e.g. nnU-Net with more stages): the built model's own value wins.
     apply_size_policy(model, info.size_policy, getattr(model, "size_divisor", info.size_divisor), name)
-    return model
+    return as_feature_extractor(model, out_indices) if features_only else model
 
 
 def apply_size_policy(model: nn.Module, policy: str, divisor: int, name: str) -> None:

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from usemabench.zoo.layers.init import init_transformer_weights
 from usemabench.zoo.layers.patch_expand import PatchExpand
+from usemabench.zoo.features import stage_info
 from usemabench.zoo.registry import register_model
 
 PATCH_SIZE = 4
@@ -158,6 +159,8 @@ class SwinUNet(nn.Module):
     torch.Size([1, 9, 224, 224])
     """
 
+    decoder_modules = ("expand_bottleneck", "concat_back_dim", "layers_up", "norm_up", "final_expand", "output")
+
     def __init__(
         self,
         in_channels: int,
@@ -174,6 +177,7 @@ class SwinUNet(nn.Module):
         if len(depths) != 4 or len(num_heads) != 4:
             raise ValueError(f"Swin-UNet has 4 stages; got depths={depths}, num_heads={num_heads}")
         dims = [embed_dim * 2**stage for stage in range(4)]
+        self.feature_info = stage_info(dims, [PATCH_SIZE * 2**stage for stage in range(4)], "layers")
         rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
         drop_paths = [rates[sum(depths[:stage]) : sum(depths[: stage + 1])] for stage in range(4)]
 
@@ -203,6 +207,15 @@ class SwinUNet(nn.Module):
         self.final_expand = PatchExpand(embed_dim, embed_dim, scale=PATCH_SIZE)
         self.output = nn.Conv2d(embed_dim, num_classes, kernel_size=1, bias=False)
         self.apply(init_transformer_weights)
+
+    def forward_features(self, x: Tensor) -> list[Tensor]:
+        """NCHW maps at 1/4, 1/8, 1/16 (the decoder's skips) and 1/32 (the normed bottleneck)."""
+        x = self.pos_drop(self.patch_norm(self.patch_embed(x).permute(0, 2, 3, 1)))
+        features = []
+        for layer in self.layers:
+            features.append(x)
+            x = layer(x)
+        return [feature.permute(0, 3, 1, 2) for feature in (*features[:3], self.norm(x))]
 
     def forward(self, x: Tensor) -> Tensor:
         height, width = x.shape[-2:]

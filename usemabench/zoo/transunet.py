@@ -153,6 +153,8 @@ class TransUNet(nn.Module):
     torch.Size([1, 9, 224, 224])
     """
 
+    decoder_modules = ("conv_more", "decoder", "segmentation_head")  # what `features_only` drops (zoo.features)
+
     def __init__(
         self,
         in_channels: int,
@@ -186,6 +188,13 @@ class TransUNet(nn.Module):
             TransformerLayer(hidden_size, num_heads, mlp_dim, dropout, attention_dropout) for _ in range(num_layers)
         )
         self.encoder_norm = nn.LayerNorm(hidden_size, eps=1e-6)
+        self.feature_info = [
+            {"num_chs": channels, "reduction": reduction, "module": module}
+            for channels, reduction, module in zip(
+                [*self.resnet.skip_channels[::-1], hidden_size], [2, 4, 8, 16],
+                ["resnet.stem", "resnet.stages.0", "resnet.stages.1", "encoder_norm"],
+            )
+        ]
         self.conv_more = ConvBNReLU(hidden_size, head_channels)
         skip_channels = [*self.resnet.skip_channels[:n_skip], *[0] * (4 - n_skip)]
         block_inputs = [head_channels, *decoder_channels[:-1]]
@@ -212,6 +221,11 @@ class TransUNet(nn.Module):
             tokens = layer(tokens)
         tokens = self.encoder_norm(tokens)
         return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, *grid), skips
+
+    def forward_features(self, x: Tensor) -> list[Tensor]:
+        """The R50 maps at 1/2, 1/4, 1/8 and the ViT's tokens as a 1/16 map."""
+        tokens, skips = self.encode(x)
+        return [*skips[::-1], tokens]
 
     def forward(self, x: Tensor) -> Tensor:
         height, width = x.shape[-2:]

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from usemabench.zoo.layers.conv import ConvNormAct, ResidualBlock, activation, norm_2d
 from usemabench.zoo.layers.init import init_conv_he
 from usemabench.zoo.layers.mamba import MambaLayer, autocast_disabled
+from usemabench.zoo.features import stage_info
 from usemabench.zoo.registry import register_model
 
 PAPER = (
@@ -114,6 +115,8 @@ class UMamba(nn.Module):
     >>> model.eval()(torch.randn(1, 1, 64, 64)).shape   # torch.Size([1, 2, 64, 64])
     """
 
+    decoder_modules = ("upsamples", "decoder_stages", "heads")  # what `features_only` drops (zoo.features)
+
     def __init__(
         self,
         in_channels: int,
@@ -137,6 +140,7 @@ class UMamba(nn.Module):
             blocks_per_stage_decoder if s < math.ceil((n_stages - 1) / 2 + 0.5) else 1 for s in range(n_stages - 1)
         ]
         self.deep_supervision = deep_supervision
+        self.feature_info = stage_info(widths, [2**stage for stage in range(n_stages)], "mamba_layers")
         self.stem = residual_stage(in_channels, widths[0], encoder_blocks[0])
         self.stages = nn.ModuleList(
             residual_stage(widths[max(s - 1, 0)], widths[s], encoder_blocks[s], stride=1 if s == 0 else 2)
@@ -167,12 +171,18 @@ class UMamba(nn.Module):
             return ImageMambaLayer(pixels, channel_tokens=True, scan_backend=scan_backend)
         return ImageMambaLayer(widths[stage], scan_backend=scan_backend)
 
-    def forward(self, x: Tensor) -> Tensor | list[Tensor]:
+    def forward_features(self, x: Tensor) -> list[Tensor]:
+        """The encoder's maps, one per stage (after its Mamba layer, if any), full resolution first."""
         x = self.stem(x)
-        skips = []
+        features = []
         for stage, mamba in zip(self.stages, self.mamba_layers, strict=True):
             x = mamba(stage(x))
-            skips.append(x)
+            features.append(x)
+        return features
+
+    def forward(self, x: Tensor) -> Tensor | list[Tensor]:
+        skips = self.forward_features(x)
+        x = skips[-1]
         deep_supervision = self.deep_supervision and self.training
         outputs = []
         for s, (upsample, stage, head) in enumerate(zip(self.upsamples, self.decoder_stages, self.heads, strict=True)):

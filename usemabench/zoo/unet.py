@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from usemabench.zoo.layers.conv import ConvNormAct, UpsampleConcat
 from usemabench.zoo.layers.init import init_conv_he
+from usemabench.zoo.features import stage_info
 from usemabench.zoo.registry import register_model
 
 NNUNET_PAPER = "Isensee et al., nnU-Net: a self-configuring method for biomedical image segmentation, Nat. Methods 2021"
@@ -77,6 +78,8 @@ class PlainConvUNet(nn.Module):
     torch.Size([1, 3, 256, 256])
     """
 
+    decoder_modules = ("upsamples", "decoder", "heads")  # what `features_only` drops (zoo.features)
+
     def __init__(
         self,
         in_channels: int,
@@ -93,6 +96,7 @@ class PlainConvUNet(nn.Module):
         self.widths = nnunet_widths(n_stages, base_width, max_width)
         self.size_divisor = 2 ** (n_stages - 1)
         self.deep_supervision = deep_supervision
+        self.feature_info = stage_info(self.widths, [2**stage for stage in range(n_stages)], "encoder")
         inputs = [in_channels, *self.widths[:-1]]
         self.encoder = nn.ModuleList(
             StackedConvs(cin, cout, convs_per_stage, stride=1 if stage == 0 else 2)
@@ -106,6 +110,14 @@ class PlainConvUNet(nn.Module):
         self.heads = nn.ModuleList(nn.Conv2d(skip, num_classes, 1) for skip in skip_widths)
         self.apply(init_conv_he)
 
+    def forward_features(self, x: Tensor) -> list[Tensor]:
+        """The encoder's maps, one per stage, full resolution first (the skips and the bottleneck)."""
+        features = []
+        for stage in self.encoder:
+            x = stage(x)
+            features.append(x)
+        return features
+
     def forward(self, x: Tensor) -> Tensor | list[Tensor]:
         height, width = x.shape[-2:]
         if height % self.size_divisor or width % self.size_divisor:
@@ -113,10 +125,7 @@ class PlainConvUNet(nn.Module):
                 f"PlainConvUNet with {len(self.widths)} stages needs height and width divisible by "
                 f"{self.size_divisor}; got {height}x{width}"
             )
-        skips = []
-        for stage in self.encoder:
-            x = stage(x)
-            skips.append(x)
+        skips = self.forward_features(x)
         x = skips.pop()
         outputs = []
         for index, (upsample, stage) in enumerate(zip(self.upsamples, self.decoder)):

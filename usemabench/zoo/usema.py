@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from usemabench.zoo.layers.conv import ResidualStage, UpsampleConcat
 from usemabench.zoo.layers.init import init_conv_he
 from usemabench.zoo.layers.mixers import TOKEN_MIXERS, MambaLikeBlock
+from usemabench.zoo.features import stage_info
 from usemabench.zoo.registry import register_model
 
 PAPER = (
@@ -87,6 +88,8 @@ class USEMA(nn.Module):
         torch.Size([1, 3, 64, 64])
     """
 
+    decoder_modules = ("upsamplers", "decoder", "heads")  # what `features_only` drops (zoo.features)
+
     def __init__(
         self,
         in_channels: int,
@@ -126,6 +129,7 @@ class USEMA(nn.Module):
         if mixer == "none":  # the "nnU-Net Revisited" control: the same UNet without the SEMA blocks
             sema_depths = (0,) * stages
         self.deep_supervision = deep_supervision
+        self.feature_info = stage_info(widths, [2**index for index in range(stages)], "sema_stages")
 
         self.encoder = nn.ModuleList(
             # reconstructed: no separate stem; the first stage keeps full resolution, the others halve it
@@ -177,11 +181,17 @@ class USEMA(nn.Module):
                 )
             )
 
-    def forward(self, x: Tensor) -> Tensor | list[Tensor]:
-        skips = []
+    def forward_features(self, x: Tensor) -> list[Tensor]:
+        """The encoder's maps, one per stage, full resolution first: the decoder's skips and its bottleneck."""
+        features = []
         for conv_stage, sema_stage in zip(self.encoder, self.sema_stages, strict=True):
             x = sema_stage(conv_stage(x))
-            skips.append(x)
+            features.append(x)
+        return features
+
+    def forward(self, x: Tensor) -> Tensor | list[Tensor]:
+        skips = self.forward_features(x)
+        x = skips[-1]
         outputs = []
         for upsampler, stage, head, skip in zip(
             self.upsamplers, self.decoder, self.heads, reversed(skips[:-1]), strict=True

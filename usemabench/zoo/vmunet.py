@@ -22,6 +22,7 @@ from usemabench.zoo.layers.init import init_transformer_weights
 from usemabench.zoo.layers.mamba import init_dt_projection_, s4d_real_log_A
 from usemabench.zoo.layers.patch_expand import PatchExpand
 from usemabench.zoo.layers.scan import selective_scan
+from usemabench.zoo.features import stage_info
 from usemabench.zoo.registry import register_model
 
 DIRECTIONS = 4  # row-major, column-major, reversed row-major, reversed column-major
@@ -174,6 +175,8 @@ class VMUNet(nn.Module):
     >>> model(torch.randn(1, 1, 64, 64)).shape   # torch.Size([1, 2, 64, 64])
     """
 
+    decoder_modules = ("layers_up", "final_up", "final_conv")  # what `features_only` drops (zoo.features)
+
     def __init__(
         self,
         in_channels: int,
@@ -197,6 +200,7 @@ class VMUNet(nn.Module):
         rates_decoder = torch.linspace(0, drop_path_rate, sum(depths_decoder), device="cpu").tolist()[::-1]
         # reconstructed: in_channels directly (the reference repeats grey input to 3 channels); no VMamba init
         self.patch_embed = PatchEmbed(in_channels, dims[0], patch_size)
+        self.feature_info = stage_info(dims, [patch_size * 2**stage for stage in range(n_stages)], "layers")
         self.layers = nn.ModuleList(
             VSSLayer(dims[i], depths[i], rates[sum(depths[:i]) :], d_state, scan_backend, downsample=i < n_stages - 1)
             for i in range(n_stages)
@@ -211,6 +215,16 @@ class VMUNet(nn.Module):
         self.final_up = PatchExpand(dims_decoder[-1], dims_decoder[-1] // patch_size, scale=patch_size)
         self.final_conv = nn.Conv2d(dims_decoder[-1] // patch_size, num_classes, 1)
         self.apply(init_transformer_weights)
+
+    def forward_features(self, x: Tensor) -> list[Tensor]:
+        """NCHW maps at 1/4 (the patch embedding), 1/8 and 1/16 (as the decoder's skips see them) and 1/32 (the
+        last stage's output)."""
+        x = self.patch_embed(x)
+        features = []
+        for layer in self.layers:
+            features.append(x)
+            x = layer(x)
+        return [feature.permute(0, 3, 1, 2) for feature in (*features[:-1], x)]
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.patch_embed(x)
