@@ -54,7 +54,7 @@ def test_ignored_pixels_add_nothing_the_loss_equals_that_of_the_scored_crop():
     ignored[:, :, 10:] = IGNORE_INDEX  # columns 10.. lie outside the field of view
     loss = SegmentationLoss(deep_supervision=False)(logits, ignored)
     crop = SegmentationLoss(deep_supervision=False)(logits[..., :10], target[..., :10])
-    assert float(loss.detach()) == pytest.approx(float(crop), rel=1e-6)
+    assert float(loss.detach()) == pytest.approx(float(crop.detach()), rel=1e-6)
     loss.backward()
     assert logits.grad is not None and not logits.grad[..., 10:].any() and logits.grad[..., :10].abs().sum() > 0
 

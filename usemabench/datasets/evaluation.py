@@ -3,7 +3,10 @@
 A model trained at resolution R sees at test time either
     resize           the whole image resized to R x R (bilinear, antialiased); its logits are resized back
                      to the native size (bilinear) before the argmax -- `prepare_eval_input` and
-                     `restore_prediction`; or
+                     `restore_prediction`;
+    letterbox        the image resized keeping its aspect ratio (long side to R, bilinear, antialiased) and
+                     centred on an R x R canvas of zeros (the normalised mean); the logits of the frame are
+                     cropped out and resized back (bilinear) -- `letterbox_logits`; or
     sliding_window   native-scale R x R windows with 50 % overlap, blended with Gaussian weights (MONAI's
                      `sliding_window_inference`; images smaller than R are zero-padded, i.e. padded with
                      the normalised mean, and cropped back).
@@ -19,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from usemabench.datasets.spec import EVAL_POLICIES, DatasetSpec
-from usemabench.datasets.transforms import resolution_size
+from usemabench.datasets.transforms import letterbox_box, letterbox_offsets, resolution_size
 
 Model = Callable[[torch.Tensor], torch.Tensor | list[torch.Tensor]]
 
@@ -45,6 +48,24 @@ def restore_prediction(logits: torch.Tensor, native_size: tuple[int, int]) -> to
     if tuple(logits.shape[-2:]) == tuple(native_size):
         return logits
     return F.interpolate(logits, size=tuple(native_size), mode="bilinear", align_corners=False)
+
+
+def letterbox_input(image: torch.Tensor, resolution: int | tuple[int, int]) -> torch.Tensor:
+    """(B, C, R, R) model input: the native image (C, H, W) or batch resized to fit, centred on zeros."""
+    image, size = _batched(image), resolution_size(resolution)
+    resized = letterbox_box(tuple(image.shape[-2:]), size)
+    top, left = letterbox_offsets(resized, size)
+    if resized != tuple(image.shape[-2:]):
+        image = F.interpolate(image, size=resized, mode="bilinear", align_corners=False, antialias=True)
+    return F.pad(image, (left, size[1] - resized[1] - left, top, size[0] - resized[0] - top), value=0.0)
+
+
+def restore_letterbox(logits: torch.Tensor, native_size: tuple[int, int]) -> torch.Tensor:
+    """Logits (B, K, R, R) of a letterboxed input: the frame cropped out, resized back to the native (H, W)."""
+    size = tuple(logits.shape[-2:])
+    resized = letterbox_box(tuple(native_size), size)
+    top, left = letterbox_offsets(resized, size)
+    return restore_prediction(logits[..., top : top + resized[0], left : left + resized[1]], native_size)
 
 
 def _logits(model: Model, batch: torch.Tensor) -> torch.Tensor:
@@ -79,6 +100,8 @@ def native_logits(
     image = _batched(image)
     if policy == "sliding_window":
         return sliding_window_logits(model, image, resolution, overlap)
+    if policy == "letterbox":
+        return restore_letterbox(_logits(model, letterbox_input(image, resolution)), tuple(image.shape[-2:]))
     return restore_prediction(_logits(model, prepare_eval_input(image, resolution)), tuple(image.shape[-2:]))
 
 

@@ -20,7 +20,7 @@ from usemabench.datasets.labels import MASK_ENCODINGS, decode_mask
 from usemabench.datasets.regions import IGNORE_INDEX
 
 TASKS = ("binary", "multiclass")
-EVAL_POLICIES = ("resize", "sliding_window")
+EVAL_POLICIES = ("resize", "letterbox", "sliding_window")
 NORMALIZATIONS = ("zscore", "minmax", "none")
 SOURCE_SCHEMES = ("folder", "nnunet", "hf", "synthetic")
 PACKAGED_SPLITS = Path(__file__).resolve().parent / "splits"
@@ -33,8 +33,10 @@ class DatasetSpec:
     normalization: per image and channel `"zscore"` or `"minmax"`, `"none"` (integers scaled to [0, 1]),
         or fixed `{"mean": [...], "std": [...]}` applied after that scaling (e.g. ImageNet statistics).
     mask_encoding / label_map / mask_threshold: see `usemabench.datasets.labels`.
-    eval_policy: `"resize"` (the image is resized to the model's resolution and the logits back to native
-        size) or `"sliding_window"` (native-scale patches of the training resolution, blended).
+    eval_policy: `"resize"` (the image is stretched to the model's resolution and the logits back to native
+        size), `"letterbox"` (the same, keeping the aspect ratio: the long side resized, the rest padded; the
+        default of ad-hoc sources) or `"sliding_window"` (native-scale patches of the training resolution,
+        blended). Training geometry follows it (`transforms.py`).
     split_file: a file in the package's `datasets/splits/` or an absolute path.
     split_sources: per-split source overriding `source` (e.g. a separate official test folder).
     ignore_index: a raw mask value whose pixels are left out of the loss and the metrics (`regions.py`).

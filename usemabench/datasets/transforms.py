@@ -8,6 +8,10 @@ neighbour); intensity transforms touch the image only.
 Training geometry follows the dataset's evaluation policy, so the model trains on what it is shown
 at test time:
     resize           whole frames resized to the resolution (random resized crop when scaling is on)
+    letterbox        whole frames with their aspect ratio kept: the long side resized to the resolution, the
+                     short side padded (centred; when scaling is on, zoomed and placed at random). Padding is
+                     0 in the normalised image (the mean under zscore, the minimum under minmax) and
+                     IGNORE_INDEX in the mask, so padded pixels never count in the loss; rotation corners too
     sliding_window   native-scale patches: a random window, rotated and zoomed about its centre (zero-
                      padded where it reaches past the image)
 """
@@ -23,6 +27,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 
 from usemabench.datasets.errors import DatasetError
+from usemabench.datasets.regions import IGNORE_INDEX
 from usemabench.datasets.spec import DatasetSpec
 
 AUGMENTATION_PRESETS: dict[str, dict[str, Any]] = {
@@ -121,6 +126,58 @@ def resolution_size(resolution: int | tuple[int, int]) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
+# Letterbox padding: 0 in the normalised image, ignored in the mask.
+LETTERBOX_FILL = {tv_tensors.Image: 0.0, tv_tensors.Mask: IGNORE_INDEX}
+
+
+def letterbox_box(native: tuple[int, int], size: tuple[int, int], zoom: float = 1.0) -> tuple[int, int]:
+    """(height, width) of a native (H, W) frame resized by `zoom` times the factor that fits it inside `size`."""
+    scale = zoom * min(size[0] / native[0], size[1] / native[1])
+    return max(1, round(native[0] * scale)), max(1, round(native[1] * scale))
+
+
+def letterbox_offsets(resized: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
+    """(top, left) of a centred resized frame inside `size` (negative where it is larger: a centred crop)."""
+    return (size[0] - resized[0]) // 2, (size[1] - resized[1]) // 2
+
+
+class Letterbox(v2.Transform):
+    """Resize keeping the aspect ratio so the frame fits `size`, then pad to `size` (LETTERBOX_FILL).
+
+    With a `zoom` range the fitted frame is scaled by a factor drawn from it (> 1 zooms in) and placed at a
+    random position: padded where it is smaller than `size`, cropped where it is larger. Without, it is
+    centred, exactly as evaluation places it (`datasets.evaluation`).
+    """
+
+    def __init__(self, size: tuple[int, int], zoom: tuple[float, float] | None = None) -> None:
+        super().__init__()
+        self.size, self.zoom = size, zoom
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        native = v2.functional.get_size(next(i for i in flat_inputs if isinstance(i, (tv_tensors.Image, tv_tensors.Mask))))
+        factor = 1.0 if self.zoom is None else self.zoom[0] + torch.rand(()).item() * (self.zoom[1] - self.zoom[0])
+        resized = letterbox_box(tuple(native), self.size, factor)
+        if self.zoom is None:
+            top, left = letterbox_offsets(resized, self.size)
+        else:
+            top, left = (self._place(side, target) for side, target in zip(resized, self.size))
+        return {"resized": resized, "top": top, "left": left}
+
+    @staticmethod
+    def _place(side: int, target: int) -> int:
+        low, high = sorted((0, target - side))
+        return low + int(torch.randint(high - low + 1, ()).item())
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        resized = v2.functional.resize(inpt, list(params["resized"]), antialias=True)  # masks: nearest
+        height, width = params["resized"]
+        top, left = params["top"], params["left"]
+        fill = LETTERBOX_FILL[tv_tensors.Mask if isinstance(inpt, tv_tensors.Mask) else tv_tensors.Image]
+        padding = [max(left, 0), max(top, 0), max(self.size[1] - width - left, 0), max(self.size[0] - height - top, 0)]
+        padded = v2.functional.pad(resized, padding, fill=fill)
+        return v2.functional.crop(padded, max(-top, 0), max(-left, 0), self.size[0], self.size[1])
+
+
 def training_transform(
     spec: DatasetSpec, resolution: int | tuple[int, int], augmentation: str | Mapping[str, Any] = "default"
 ) -> v2.Compose:
@@ -142,6 +199,10 @@ def training_transform(
             steps.append(v2.Resize(size, antialias=True))
         if degrees:  # after resizing: resampling R x R pixels, not the (often much larger) native frame
             steps.append(v2.RandomRotation(degrees, interpolation=InterpolationMode.BILINEAR))
+    elif spec.eval_policy == "letterbox":
+        steps.append(Letterbox(size, tuple(zoom) if zoom else None))
+        if degrees:
+            steps.append(v2.RandomRotation(degrees, interpolation=InterpolationMode.BILINEAR, fill=LETTERBOX_FILL))
     elif degrees or zoom:
         # crop just the neighbourhood a rotated, zoomed R x R window can reach, transform it, keep its centre:
         # the same result as transforming the whole image first, at a cost independent of the native size
