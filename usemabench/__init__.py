@@ -4,6 +4,10 @@ __version__ = "0.1.0"
 
 from typing import Any  # noqa: E402
 
+from usemabench.core.threads import prefer_passive_wait  # noqa: E402
+
+prefer_passive_wait()  # before the zoo imports torch: libgomp reads OMP_WAIT_POLICY once, when it loads
+
 from usemabench.zoo.pretrained import list_pretrained  # noqa: E402
 from usemabench.zoo.registry import get_model_info, list_models, register_model  # noqa: E402
 

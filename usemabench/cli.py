@@ -7,6 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from usemabench.core.threads import configure_threads
 from usemabench.datasets.errors import DatasetError
 from usemabench.hub import PretrainedError
 from usemabench.core.schema import RecordError
@@ -62,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    configure_threads()
     try:
         for module_name in args.model_module:
             import_model_module(module_name)
