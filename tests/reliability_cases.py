@@ -67,13 +67,6 @@ PROTOCOLS = [
              r"bad\.json: precision_overrides: expected object, got \[\]", {"key": "precision_overrides", "value": []}),
 ]
 
-WEIGHTS_CONFIGS = [
-    BadInput("config-channels-string", "weights config.json", '`in_channels: "1"`', "refused, naming the file and field",
-             r"config\.json: in_channels: expected integer, got '1'", {"key": "in_channels", "value": "1"}),
-    BadInput("config-name-missing", "weights config.json", "no `usemabench_name`", "refused, naming the file and field",
-             r"config\.json: \(top level\): missing usemabench_name", {"key": "usemabench_name", "delete": True}),
-]
-
 PREDICTED_ANYWAY = "the other images are predicted; this one is named with the reason; exit 1"
 
 PREDICT_IMAGES = [
@@ -119,18 +112,28 @@ BUILD_STRICT = [
              "the file is named, nothing is written, exit 1", r"--strict: 3 record file\(s\) skipped, nothing written"),
 ]
 
+INTERRUPTS = [
+    BadInput("ctrl-c-in-training", "train / run", "Ctrl-C (SIGINT) during training",
+             "one line saying where the same command resumes, exit 130; no traceback, no failed record",
+             r"usemabench train: interrupted during training; the same command resumes from .*last\.pt"),
+]
+
 GROUPS = {
-    "RECORDS": RECORDS, "PROTOCOLS": PROTOCOLS, "WEIGHTS_CONFIGS": WEIGHTS_CONFIGS, "PREDICT_IMAGES": PREDICT_IMAGES,
+    "RECORDS": RECORDS, "PROTOCOLS": PROTOCOLS, "PREDICT_IMAGES": PREDICT_IMAGES,
     "PREDICT_RERUNS": PREDICT_RERUNS, "SPLITS": SPLITS,
-    "BUILD_FAILURES": BUILD_FAILURES, "BUILD_STRICT": BUILD_STRICT,
+    "BUILD_FAILURES": BUILD_FAILURES, "BUILD_STRICT": BUILD_STRICT, "INTERRUPTS": INTERRUPTS,
 }
 
 
-def params(cases: list[BadInput]) -> list:
-    """pytest parameters (one per case, named by its id) for `@pytest.mark.parametrize("case", ...)`."""
+def params(cases: list[BadInput], only: str | None = None) -> list:
+    """pytest parameters (one per case, named by its id) for `@pytest.mark.parametrize("case", ...)`; `only`: the
+    case of that id alone (for a case that needs a test of its own)."""
     import pytest
 
-    return [pytest.param(case, id=case.id) for case in cases]
+    chosen = [case for case in cases if only is None or case.id == only]
+    if not chosen:
+        raise KeyError(f"no reliability case {only!r}")
+    return [pytest.param(case, id=case.id) for case in chosen]
 
 
 def _cell(text: str) -> str:
@@ -138,8 +141,8 @@ def _cell(text: str) -> str:
 
 
 def _shown_message(pattern: str) -> str:
-    """The asserted regular expression as a reader would read it (escapes dropped)."""
-    return re.sub(r"\\(.)", r"\1", pattern)
+    """The asserted regular expression as a reader would read it: escapes dropped, `.*` shown as "…"."""
+    return re.sub(r"\\(.)", r"\1", pattern.replace(".*", "…"))
 
 
 def markdown_table() -> str:

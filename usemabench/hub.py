@@ -31,7 +31,6 @@ from torch import nn
 
 from usemabench import __version__
 from usemabench.core.io import atomic_write_json, file_sha256
-from usemabench.core.schema import SchemaError, validate_weights_config
 from usemabench.zoo.features import as_feature_extractor
 from usemabench.zoo.loading import WeightsError, build_from_spec, check_preprocessing, check_spec, load_state
 from usemabench.zoo.pretrained import PretrainedCfg, get_pretrained_cfg, packaged_file, split_model_name
@@ -163,10 +162,6 @@ def read_config(path: Path) -> dict:
         raise PretrainedError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(config, dict):
         raise PretrainedError(f"{path}: must hold a JSON object, got {type(config).__name__}")
-    try:
-        validate_weights_config(config, str(path))  # the JSON types (core.schema), before any value is used
-    except SchemaError as error:
-        raise PretrainedError(str(error)) from None
     try:
         check_spec(config_spec(config), str(path))
         check_preprocessing(config.get("preprocessing"), str(path))
