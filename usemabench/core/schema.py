@@ -1,4 +1,4 @@
-"""The typed schemas of the project's JSON documents, defined once: records and training protocols.
+"""The typed schemas of the project's JSON documents, defined once: records, protocols, weights configs.
 
 Records are what leaderboards pool, so a record with the right keys but wrong types (`metrics: []`,
 `dice: "high"`, `model: "usema_s"`) must never be read as a result: it is refused on write and skipped,
@@ -6,9 +6,7 @@ by name, on read. The schemas are JSON Schema (draft 2020-12) checked with `json
 
 What a schema holds: the JSON types and shapes, the fields each record kind needs, and value rules that
 need no context. Rules across fields that need the code's knowledge (a protocol's optimizer name, its
-warm-up shorter than its iterations) stay with the code that knows them (`runners.protocol`). A model's
-spec (name, channels, classes, config), in a weights folder's config.json or a checkpoint, is checked in
-one place too: `zoo.loading.check_spec`.
+warm-up shorter than its iterations) stay with the code that knows them (`runners.protocol`, `zoo.loading`).
 """
 
 from __future__ import annotations
@@ -185,6 +183,30 @@ PROTOCOL_SCHEMA: dict[str, Any] = {
     },
 }
 
+WEIGHTS_CONFIG_SCHEMA: dict[str, Any] = {
+    # config.json of a weights folder (usemabench.hub): what create_model needs to rebuild the network.
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "usemabench weights config",
+    "type": "object",
+    "required": ["usemabench_name", "in_channels", "num_classes"],
+    "properties": {
+        "usemabench_name": NAME,
+        "in_channels": {"type": "integer", "minimum": 1},
+        "num_classes": {"type": "integer", "minimum": 1},
+        "overrides": {"type": "object"},
+        "usemabench_version": {"type": "string"},
+        "preprocessing": {
+            "type": "object",
+            "properties": {
+                "resolution": SIZE_PAIR,
+                "normalization": {"type": ["string", "object"]},
+                "eval_policy": NAME,
+            },
+        },
+    },
+}
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 3] + "..."
@@ -253,3 +275,6 @@ def validate_record(record: Any, source: str = "record") -> dict:
 def validate_protocol(contents: Any, source: str) -> dict:
     return require_valid(contents, PROTOCOL_SCHEMA, source)
 
+
+def validate_weights_config(config: Any, source: str) -> dict:
+    return require_valid(config, WEIGHTS_CONFIG_SCHEMA, source)
