@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import usemabench.runners.commands as commands
+from reliability_cases import INTERRUPTS, params
 from usemabench.cli import main
 from usemabench.runners.checkpoint import CheckpointError
 from usemabench.runners.errors import UsageError
@@ -77,7 +80,8 @@ def tiny_run(tmp_path, monkeypatch, epochs: int) -> list[str]:
             "--device", "cpu", "--no-progress"]
 
 
-def test_ctrl_c_in_training_is_one_line_saying_where_the_run_resumes(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("case", params(INTERRUPTS, only="ctrl-c-in-training"))
+def test_ctrl_c_in_training_is_one_line_saying_where_the_run_resumes(tmp_path, monkeypatch, capsys, case):
     import usemabench.runners.train as train_module
     from usemabench.leaderboard.records import read_records
 
@@ -95,7 +99,7 @@ def test_ctrl_c_in_training_is_one_line_saying_where_the_run_resumes(tmp_path, m
     assert main(arguments) == 130
     err = capsys.readouterr().err
     last = tmp_path / "runs" / "nnunet_small" / "blobs" / "tiny" / "seed0" / "last.pt"
-    assert err == f"usemabench train: interrupted during training; the same command resumes from {last}\n"
+    assert re.search(case.message, err) and err == f"usemabench train: interrupted during training; the same command resumes from {last}\n"
     assert read_records(tmp_path / "records") == ([], [])  # an interruption is no failed run
 
     monkeypatch.setattr(train_module, "_backward_and_update", update)

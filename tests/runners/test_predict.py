@@ -96,7 +96,7 @@ def test_the_input_folder_is_never_the_output_folder(weights_and_images, capsys)
     assert {path.name: path.read_bytes() for path in images.iterdir()} == before
 
 
-@pytest.mark.parametrize("case", [case for case in PREDICT_RERUNS if case.id == "predict-foreign-files"], ids=lambda case: case.id)
+@pytest.mark.parametrize("case", params(PREDICT_RERUNS, only="predict-foreign-files"))
 def test_other_files_in_the_way_are_replaced_only_with_force(weights_and_images, tmp_path, capsys, case):
     weights, images = weights_and_images
     output = tmp_path / "masks"
@@ -111,7 +111,7 @@ def test_other_files_in_the_way_are_replaced_only_with_force(weights_and_images,
     assert (output / case.data["file"]).read_bytes() != b"mine"
 
 
-@pytest.mark.parametrize("case", [case for case in PREDICT_RERUNS if case.id == "predict-resume"], ids=lambda case: case.id)
+@pytest.mark.parametrize("case", params(PREDICT_RERUNS, only="predict-resume"))
 def test_a_rerun_keeps_the_masks_it_wrote_and_needs_no_force(weights_and_images, tmp_path, monkeypatch, capsys, case):
     weights, images = weights_and_images
     output = tmp_path / "masks"
@@ -142,7 +142,7 @@ def test_a_rerun_keeps_the_masks_it_wrote_and_needs_no_force(weights_and_images,
     assert "already holds 1 of the files to write (case0.png)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("case", [case for case in PREDICT_RERUNS if case.id == "predict-other-weights"], ids=lambda case: case.id)
+@pytest.mark.parametrize("case", params(PREDICT_RERUNS, only="predict-other-weights"))
 def test_masks_of_other_weights_are_not_taken_for_done(weights_and_images, tmp_path, capsys, case):
     weights, images = weights_and_images
     output = tmp_path / "masks"
