@@ -49,6 +49,7 @@ FOLDER_CASES = {
     "config-not-object": (lambda f: (f / CONFIG_NAME).write_text("[1, 2]"), r"config\.json: must hold a JSON object, got list"),
     "channels-string": (lambda f: edit_config(f, in_channels="three"), r"config\.json: in_channels must be an integer .* got 'three'"),
     "classes-zero": (lambda f: edit_config(f, num_classes=0), r"config\.json: num_classes must be an integer"),
+    "classes-unbounded": (lambda f: edit_config(f, num_classes=10**6), r"config\.json: num_classes must be an integer in \[1, 4096\]"),
     "name-missing": (lambda f: edit_config(f, usemabench_name=None), r"config\.json: the model name must be a non-empty string"),
     "unknown-model": (lambda f: edit_config(f, usemabench_name="usema_nope"), r"config\.json: unknown model 'usema_nope'"),
     "unknown-option": (lambda f: edit_config(f, overrides={"no_such_option": 1}),
