@@ -1,6 +1,7 @@
-"""Chart helpers: fitted scaling exponents, the Pareto front, the qualitative case choice."""
+"""Chart helpers: fitted scaling exponents, the Pareto front, the qualitative case choice, the layout check."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,11 +13,12 @@ from usemabench.leaderboard.aggregate import aggregate
 from usemabench.leaderboard.fields import bench_fields
 from usemabench.leaderboard.records import make_record
 from usemabench.leaderboard.store import load_records
-from usemabench.reports import pareto
+from usemabench.reports import pareto, qualitative
 from usemabench.reports.benchmarks import bench_tables, unavailable_note
-from usemabench.reports.figures import new_figure, slug
+from usemabench.reports.build import layout_notes, write_figures
+from usemabench.reports.figures import ReportFigure, label_log_axis, layout_problems, new_figure, report_style, slug
 from usemabench.reports.pareto import pareto_front
-from usemabench.reports.qualitative import absent_text, choose_cases, find_sources, pick_folder
+from usemabench.reports.qualitative import absent_text, choose_cases, class_names, find_sources, pick_folder
 from usemabench.reports.scaling import draw_cost_panel, fit_height, fit_label, model_colors, scaling_exponent, split_points
 
 
@@ -41,7 +43,7 @@ def test_runs_that_were_not_ok_are_marked_never_fitted():
 
 
 def _drawn_panel():
-    figure = new_figure(6, 4)
+    figure = new_figure(6, 4, left=0.12)
     axis = figure.subplots()
     lines = [
         split_points("a", [1, 2, 4, 8], [1.0, 2.0, 4.0, 8.0], ["ok", "ok", "ok", "oom"]),
@@ -130,7 +132,7 @@ def test_pareto_panels_name_the_models_they_lack(fabricated_records, tmp_path, m
     toy = next(board for board in aggregate(load_records(fabricated_records)).groups if board.dataset == "toy")
     toy.table.loc[toy.table["model"].eq("unet"), "latency_ms"] = np.nan
     drawn = []
-    monkeypatch.setattr(pareto, "save_png", lambda figure, path: drawn.append(figure))
+    monkeypatch.setattr(pareto, "write_figure", lambda figure, *_: drawn.append(figure))
     pareto.pareto_figure(toy, tmp_path / "pareto.png", model_colors(list(toy.table["model"])))
     macs_axis, latency_axis = drawn[0].axes
     assert "no latency on the training device: unet" in [text.get_text() for text in latency_axis.texts]
@@ -145,3 +147,63 @@ def test_missing_image_folders_are_named(tmp_path):
     assert absent_text(absent) == "missing:\neval_model_dataset_seed0.l\nabels"
     assert pick_folder([None, absent, present]) == present and pick_folder([None, absent]) == absent
     assert pick_folder([None]) is None
+
+
+def test_the_layout_check_names_what_is_cut_off_or_overprinted():
+    with report_style():
+        figure = new_figure(4, 3, left=0.15)
+        axis = figure.subplots()
+        axis.plot([1, 2], [1, 2], label="a legend label long enough to run out of the canvas on the right")
+        axis.legend(loc="upper left", bbox_to_anchor=(0.9, 1.0))
+        axis.text(0.5, 0.5, "first", transform=axis.transAxes)
+        axis.text(0.52, 0.5, "second", transform=axis.transAxes)
+        assert layout_problems(figure) == ["panel 1 legend is cut off at the figure's edge",
+                                           "panel 1 text 'first' overlaps panel 1 text 'second'"]
+        assert layout_notes([ReportFigure(Path("f.png"), "f", (), ("x overlaps y",))]) == ["layout of f.png: x overlaps y"]
+
+
+@pytest.mark.parametrize("low, high", [(2.5e9, 8e9), (14.8e9, 38.3e9), (2e10, 1e14), (0.3, 0.9)])
+def test_log_tick_labels_are_many_but_never_touch(low, high):
+    # A narrow log axis under a decade used to label every minor tick, so 8G and 9G printed over each other.
+    with report_style():
+        figure = new_figure(2.2, 3, left=0.3)
+        axis = figure.subplots()
+        axis.plot([low, high], [low, high], "o")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        label_log_axis(axis.xaxis)
+        label_log_axis(axis.yaxis)
+        axis.margins(x=0.15)
+        assert layout_problems(figure) == []
+        assert len([label for label in axis.xaxis.get_ticklabels(which="both") if label.get_text()]) >= 3
+
+
+def test_stacked_not_run_markers_keep_apart_and_below_the_title():
+    figure, _, _ = _drawn_panel()  # b and c both did not run at size 8: two markers stacked above the panel
+    assert layout_problems(figure) == []
+
+
+def test_every_chart_of_the_fabricated_report_is_laid_out_cleanly(fabricated_records, tmp_path):
+    figures, notes = write_figures(aggregate(load_records(fabricated_records)), tmp_path)
+    assert len(figures) == 6 and [problem for figure in figures for problem in figure.layout_problems] == []
+    assert not [note for note in notes if note.startswith("layout of")]
+
+
+def test_the_qualitative_panel_has_a_colour_key_naming_the_classes(fabricated_records, tmp_path, monkeypatch):
+    toy = next(board for board in aggregate(load_records(fabricated_records)).groups if board.dataset == "toy")
+    drawn = []
+    monkeypatch.setattr(qualitative, "write_figure", lambda figure, *_: drawn.append(figure))
+    qualitative.qualitative_figure(toy, fabricated_records, tmp_path / "cases.png")
+    (key,) = drawn[0].legends
+    assert [text.get_text() for text in key.get_texts()] == ["class 1", "class 2"]  # 'toy' is no registered dataset
+    assert class_names("synthetic", [1, 2]) == ["1 nucleus", "2 vessel"]
+    palette = qualitative.class_palette(2)
+    assert [tuple(patch.get_facecolor()[:3]) for patch in key.get_patches()] == [palette(1)[:3], palette(2)[:3]]
+
+
+def test_the_committed_report_notes_no_layout_problem():
+    """With the byte-for-byte regeneration test, this says the committed charts draw nothing cut off or overprinted."""
+    committed = Path(__file__).resolve().parents[2] / "leaderboard" / "LEADERBOARD.md"
+    if not committed.is_file():
+        pytest.skip("not a source checkout (no committed leaderboard)")
+    assert "layout of " not in committed.read_text(encoding="utf-8")

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from usemabench.leaderboard.fields import BENCH_MEMORY_KEY, BENCH_SIZE_KEYS, BENCH_TIME_PATH, lookup
-from usemabench.reports.figures import ReportFigure, new_figure, report_style, save_png, slug
+from usemabench.reports.figures import ReportFigure, new_figure, report_style, slug, write_figure
 from usemabench.reports.scaling import MIN_FIT_SIZES, draw_cost_panel, fit_height, model_colors, split_points
 
 PANELS = (("time_ms", "time", "ms"), ("memory_mb", "peak memory", "MiB"))  # (column, panel title, unit)
@@ -98,8 +98,7 @@ def bench_figure(row: pd.Series, table: str, size_name: str, contenders: dict[st
         title = bench_title(row) + (f" · {table}" if table else "")
         figure.suptitle(f"Benchmark: {title} (α: fitted exponent of {size_name}, ok points only, "
                         f"shown with n ≥ {MIN_FIT_SIZES} sizes)")
-        save_png(figure, path)
-    return ReportFigure(path, f"Benchmark: {title}", ("bench", row["record_path"]))
+        return write_figure(figure, path, f"Benchmark: {title}", ("bench", row["record_path"]))
 
 
 def bench_figures(benches: pd.DataFrame, figures_dir: Path) -> list[ReportFigure]:

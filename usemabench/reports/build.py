@@ -59,7 +59,13 @@ def write_figures(leaderboard: Leaderboard, figures_dir: Path) -> tuple[list[Rep
     figures = scaling_figures(leaderboard.costs, figures_dir, colors)
     figures += pareto_figures(leaderboard.groups, figures_dir, colors)
     panels, notes = qualitative_figures(leaderboard.groups, leaderboard.record_set.root, figures_dir)
-    return figures + panels + bench_figures(leaderboard.record_set.benches, figures_dir), notes
+    figures += panels + bench_figures(leaderboard.record_set.benches, figures_dir)
+    return figures, notes + layout_notes(figures)
+
+
+def layout_notes(figures: list[ReportFigure]) -> list[str]:
+    """A note per label, legend or marker a figure draws cut off or on top of another, so the page says so."""
+    return [f"layout of {figure.path.name}: {problem}" for figure in figures for problem in figure.layout_problems]
 
 
 def _replace_figures_manifest(figures_dir: Path, staged_dir: Path, keep: list[ReportFigure], staging: Staging) -> Path:

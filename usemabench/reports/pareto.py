@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from usemabench.leaderboard.aggregate import GroupBoard
-from usemabench.reports.figures import ReportFigure, label_log_axis, new_figure, report_style, save_png, slug
+from usemabench.reports.figures import ReportFigure, label_log_axis, new_figure, report_style, slug, write_figure
 
 
 # (column, axis label, text of an empty panel, note before the models a panel lacks): latency counts only when
@@ -75,8 +75,7 @@ def pareto_figure(board: GroupBoard, path: Path, colors: dict) -> ReportFigure |
             axis.legend(loc="lower right")
         title = f"{board.dataset} · {board.protocol}"
         figure.suptitle(f"Accuracy against cost: {title}")
-        save_png(figure, path)
-    return ReportFigure(path, f"Accuracy against cost: {title}", ("group", board.dataset, board.protocol))
+        return write_figure(figure, path, f"Accuracy against cost: {title}", ("group", board.dataset, board.protocol))
 
 
 def pareto_figures(boards: list[GroupBoard], figures_dir: Path, colors: dict) -> list[ReportFigure]:

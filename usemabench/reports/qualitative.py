@@ -4,7 +4,8 @@ Reads the PNGs the evaluator saves beside an eval record: `files["predictions"]/
 map, pixel value = class index), and when present `files["images"]/<stem>.png` and
 `files["labels"]/<stem>.png`, where <stem> is `usemabench.core.io.safe_file_stem` of the case id. Cases shown:
 the worst, median and best saved case by Dice of the reference model (of the best-ranked model with saved
-predictions when the reference has none; the first cases by name without scores).
+predictions when the reference has none; the first cases by name without scores). A key under the panel names
+the class of each overlay colour (from the registered dataset; 'class k' for a dataset the registry does not know).
 """
 
 from __future__ import annotations
@@ -15,16 +16,22 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.colors import Colormap
+from matplotlib.patches import Patch
 from PIL import Image
 
 from usemabench.core.io import safe_file_stem
+from usemabench.datasets import DatasetError, get_dataset_spec
 from usemabench.leaderboard.aggregate import GroupBoard
-from usemabench.reports.figures import ReportFigure, new_figure, report_style, save_png, slug
+from usemabench.reports.figures import ReportFigure, new_figure, report_style, slug, write_figure
 
 CASES_SHOWN = 3
 MODELS_SHOWN = 6
 OVERLAY_ALPHA = 0.5
 NAME_WRAP_CHARS = 26  # a missing folder's name, wrapped to the width of one panel
+# Heights (inches): a row of cases, the titles above, and the colour key below (its title, then each row of it).
+PANEL_IN, TITLE_IN, KEY_TITLE_IN, KEY_ROW_IN = 1.8, 0.45, 0.2, 0.2
+KEY_COLUMNS = 6
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,25 @@ def _read(folder: Path | None, stem: str) -> np.ndarray | None:
         return np.asarray(image)
 
 
-def _draw(axis, image: np.ndarray | None, mask: np.ndarray | None, classes: int, expects_mask: bool,
+def _labels(mask: np.ndarray) -> np.ndarray:
+    return mask if mask.ndim == 2 else mask[..., 0]
+
+
+def class_palette(classes: int) -> Colormap:
+    """Colour of class k: palette(k), the same in every panel of a figure (tab20 beyond 9 foreground classes)."""
+    return colormaps["tab20" if classes > 9 else "tab10"]
+
+
+def class_names(dataset: str, classes: list[int]) -> list[str]:
+    """'k name' for each class value, the names from the registered dataset, else 'class k'."""
+    try:
+        names = get_dataset_spec(dataset).class_names
+    except DatasetError:
+        names = ()
+    return [f"{value} {names[value]}" if value < len(names) else f"class {value}" for value in classes]
+
+
+def _draw(axis, image: np.ndarray | None, mask: np.ndarray | None, palette: Colormap, expects_mask: bool,
           absent: str = "not saved") -> None:
     """The image with `mask` overlaid (class colours, background transparent); `absent` when it is missing."""
     if image is not None:
@@ -114,9 +139,10 @@ def _draw(axis, image: np.ndarray | None, mask: np.ndarray | None, classes: int,
     elif mask is not None:
         axis.imshow(np.zeros(mask.shape[:2]), cmap="gray", vmin=0, vmax=1)
     if mask is not None:
-        labels = mask if mask.ndim == 2 else mask[..., 0]
-        shown = np.ma.masked_where(labels == 0, labels)
-        axis.imshow(shown, cmap=colormaps["tab10"], vmin=0, vmax=max(classes, 9), alpha=OVERLAY_ALPHA)
+        labels = _labels(mask).astype(int)
+        overlay = palette(labels % palette.N)
+        overlay[..., 3] = np.where(labels == 0, 0.0, OVERLAY_ALPHA)
+        axis.imshow(overlay)
     if (mask if expects_mask else image) is None:
         axis.text(0.5, 0.5, absent, ha="center", va="center", transform=axis.transAxes, fontsize=7)
     axis.set_xticks([])
@@ -137,26 +163,33 @@ def qualitative_figure(board: GroupBoard, records_root: Path, path: Path) -> Rep
     image_folder = pick_folder([item.images for item in sources])
     label_folder = pick_folder([item.labels for item in sources])
     columns = ["image", "ground truth", *[item.model for item in sources]]
+    rows = [(stem, _read(image_folder, stem), [_read(label_folder, stem), *[_read(item.predictions, stem) for item in sources]])
+            for stem in cases]
+    shown = sorted({int(value) for _, _, masks in rows for mask in masks if mask is not None
+                    for value in np.unique(_labels(mask)) if value > 0})
+    palette = class_palette(max(shown, default=0))
+    key = KEY_TITLE_IN + KEY_ROW_IN * -(-len(shown) // KEY_COLUMNS) if shown else 0.05
+    height = PANEL_IN * len(cases) + TITLE_IN + key
     with report_style():
-        figure = new_figure(1.7 * len(columns), 1.8 * len(cases) + 0.4, left=0.04, right=0.99, bottom=0.01,
-                            top=1 - 0.45 / (1.8 * len(cases) + 0.4), wspace=0.05, hspace=0.05)
+        figure = new_figure(1.7 * len(columns), height, left=0.04, right=0.99, bottom=key / height,
+                            top=1 - TITLE_IN / height, wspace=0.05, hspace=0.05)
         axes = figure.subplots(len(cases), len(columns), squeeze=False)
-        for row, stem in enumerate(cases):
-            image = _read(image_folder, stem)
-            label = _read(label_folder, stem)
-            predictions = [_read(item.predictions, stem) for item in sources]
-            classes = int(max([0, *[np.max(mask) for mask in [label, *predictions] if mask is not None]]))
-            _draw(axes[row, 0], image, None, classes, expects_mask=False, absent=absent_text(image_folder))
-            _draw(axes[row, 1], image, label, classes, expects_mask=True, absent=absent_text(label_folder))
+        for row, (stem, image, (label, *predictions)) in enumerate(rows):
+            _draw(axes[row, 0], image, None, palette, expects_mask=False, absent=absent_text(image_folder))
+            _draw(axes[row, 1], image, label, palette, expects_mask=True, absent=absent_text(label_folder))
             for column, mask in enumerate(predictions, start=2):
-                _draw(axes[row, column], image, mask, classes, expects_mask=True)
+                _draw(axes[row, column], image, mask, palette, expects_mask=True)
             # Case ids can be 64-character hashes (DSB2018): a 16-character prefix keeps rows apart.
             axes[row, 0].set_ylabel(stem if len(stem) <= 16 else f"{stem[:16]}…", fontsize=7)
         for column, title in enumerate(columns):
             axes[0, column].set_title(title, fontsize=7)
+        if shown:
+            patches = [Patch(facecolor=palette(value % palette.N), alpha=OVERLAY_ALPHA, label=name)
+                       for value, name in zip(shown, class_names(board.dataset, shown))]
+            figure.legend(handles=patches, loc="lower center", ncol=min(len(patches), KEY_COLUMNS), frameon=False,
+                          title="overlay colour: class", title_fontsize=7, fontsize=7, bbox_to_anchor=(0.5, 0.0))
         figure.suptitle(f"Test cases: {board.dataset} · {board.protocol} ({chosen_how})")
-        save_png(figure, path)
-    return ReportFigure(path, f"Qualitative: {board.dataset} · {board.protocol}", ("group", board.dataset, board.protocol))
+        return write_figure(figure, path, f"Qualitative: {board.dataset} · {board.protocol}", ("group", board.dataset, board.protocol))
 
 
 def qualitative_figures(boards: list[GroupBoard], records_root: Path, figures_dir: Path) -> tuple[list[ReportFigure], list[str]]:

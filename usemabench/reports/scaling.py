@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 from matplotlib.transforms import blended_transform_factory, offset_copy
 
-from usemabench.reports.figures import ReportFigure, label_log_axis, new_figure, report_style, save_png, slug
+from usemabench.reports.figures import OUTSIDE_MARKER_GID, ReportFigure, label_log_axis, new_figure, report_style, slug, write_figure
 
 # (column, panel title, unit of the y axis, divisor): memory in MiB, the unit the tables use.
 PANELS = (("macs", "MACs", "MACs", 1), ("peak_memory_bytes", "peak memory", "MiB", 2**20),
@@ -41,8 +42,10 @@ STATUS_MARKERS = {"oom": ("x", "out of memory"), "unsupported": ("*", "unsupport
 OTHER_STATUS_MARKER = "."
 COUNTED_LABEL = "counted, not run (not fitted)"
 # Layout, in points and inches: the not-run strip (first row above the panel, then per row), then the figure.
-STRIP_BASE_PT, STRIP_STEP_PT, TITLE_PAD_PT = 7.0, 8.0, 6.0
-PANEL_IN, TITLES_IN, X_AXIS_PT, LEGEND_ROW_IN, NOTE_IN = 2.9, 0.6, 30.0, 0.15, 0.2
+# A row is taller than a marker with its edge (NOT_RUN_MARKER_PT + NOT_RUN_EDGE_PT), so stacked markers never touch.
+STRIP_BASE_PT, STRIP_STEP_PT, TITLE_PAD_PT = 7.0, 10.0, 7.0
+NOT_RUN_MARKER_PT, NOT_RUN_EDGE_PT = 6.5, 1.5
+PANEL_IN, TITLES_IN, X_AXIS_PT, LEGEND_GAP_IN, NOTE_IN = 2.9, 0.6, 30.0, 0.1, 0.2
 TWO_COLUMN_CHARS = 30  # longest legend label that still fits twice side by side under a panel at 7 pt
 
 
@@ -115,10 +118,9 @@ def fit_label(line: Series) -> str:
 
 @dataclass(frozen=True)
 class PanelSpace:
-    """What a drawn panel needs around it: rows of its not-run strip (above) and of its legend (below)."""
+    """What a drawn panel needs above it: the rows of its not-run strip (its legend below is measured once drawn)."""
 
     strip_rows: int
-    legend_rows: int
 
 
 def _strip_height_pt(rows: int) -> float:
@@ -134,13 +136,14 @@ def _mark_not_run(axis, point: NotOk, row: int, color: tuple) -> None:
     """A status marker above the data area at the point's size; `row` stacks markers of several series at one size."""
     above = offset_copy(blended_transform_factory(axis.transData, axis.transAxes), fig=axis.figure,
                         y=STRIP_BASE_PT + STRIP_STEP_PT * row, units="points")
-    axis.plot([point.size], [1.0], marker=_status_marker(point.status)[0], markersize=7, markeredgewidth=1.5,
-              linestyle="", color=color, transform=above, clip_on=False)
+    axis.plot([point.size], [1.0], marker=_status_marker(point.status)[0], markersize=NOT_RUN_MARKER_PT,
+              markeredgewidth=NOT_RUN_EDGE_PT, linestyle="", color=color, transform=above, clip_on=False,
+              gid=OUTSIDE_MARKER_GID)
     axis.update_datalim([(point.size, 1.0)], updatey=False)  # the x range covers sizes that only failed
 
 
-def _legend(axis, statuses: set[str], counted: bool) -> int:
-    """The panel's legend below its x axis (fits, hollow points, status markers); returns its rows."""
+def _legend(axis, statuses: set[str], counted: bool) -> None:
+    """The panel's legend below its x axis (fits, hollow points, status markers)."""
     handles, labels = axis.get_legend_handles_labels()
     if counted:
         handles.append(Line2D([], [], marker="o", markerfacecolor="none", linestyle="", color="black"))
@@ -151,12 +154,11 @@ def _legend(axis, statuses: set[str], counted: bool) -> int:
         handles.append(Line2D([], [], marker=marker, markeredgewidth=1.5, linestyle="", color="black"))
         labels.append(f"not run: {label}")
     if not handles:
-        return 0
+        return
     columns = 2 if max(map(len, labels)) <= TWO_COLUMN_CHARS else 1
     below = offset_copy(axis.transAxes, fig=axis.figure, y=-X_AXIS_PT, units="points")
     axis.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below, ncol=columns,
                 frameon=False)
-    return math.ceil(len(handles) / columns)
 
 
 def draw_cost_panel(axis, lines: list[Series], colors: dict, title: str, unit: str, xlabel: str) -> PanelSpace:
@@ -190,18 +192,21 @@ def draw_cost_panel(axis, lines: list[Series], colors: dict, title: str, unit: s
         axis.set_ylabel(f"{unit} (log)")
     else:
         axis.text(0.5, 0.5, "no measurements", ha="center", va="center", transform=axis.transAxes)
-    return PanelSpace(strip_rows, _legend(axis, statuses, counted))
+    _legend(axis, statuses, counted)
+    return PanelSpace(strip_rows)
 
 
 def fit_height(figure: Figure, spaces: list[PanelSpace], note_lines: int = 0) -> None:
     """Size the figure so that every panel keeps PANEL_IN of height, with room above for titles and the tallest
-    not-run strip, and below for the x axis, the tallest legend and `note_lines` lines of footnote; panel
-    titles all clear that strip, so they stay level."""
+    not-run strip, and below for the x axis, the tallest legend (as drawn) and `note_lines` lines of footnote;
+    panel titles all clear that strip, so they stay level."""
     strip_pt = _strip_height_pt(max(space.strip_rows for space in spaces))
     for axis in figure.axes:
         axis.set_title(axis.get_title(), pad=strip_pt + TITLE_PAD_PT)
     top = TITLES_IN + strip_pt / 72
-    bottom = X_AXIS_PT / 72 + 0.1 + LEGEND_ROW_IN * max(space.legend_rows for space in spaces) + NOTE_IN * note_lines
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    legends = [axis.get_legend().get_window_extent(renderer).height / figure.dpi for axis in figure.axes if axis.get_legend()]
+    bottom = X_AXIS_PT / 72 + LEGEND_GAP_IN + max(legends, default=0.0) + NOTE_IN * note_lines
     height = top + PANEL_IN + bottom
     figure.set_size_inches(figure.get_figwidth(), height)
     figure.subplots_adjust(top=1 - top / height, bottom=bottom / height)
@@ -229,8 +234,7 @@ def scaling_figure(costs: pd.DataFrame, device: str, precision: str, mode: str, 
         title = f"{device} · {precision} · {mode}"
         figure.suptitle(f"Cost against resolution: {title} (α: fitted exponent of pixels, ok runs only, "
                         f"shown with n ≥ {MIN_FIT_SIZES} sizes)")
-        save_png(figure, path)
-    return ReportFigure(path, f"Scaling: {title}", ("costs", device, precision, mode))
+        return write_figure(figure, path, f"Scaling: {title}", ("costs", device, precision, mode))
 
 
 def scaling_figures(costs: pd.DataFrame, figures_dir: Path, colors: dict) -> list[ReportFigure]:
