@@ -96,6 +96,26 @@ SPLITS = [
              r"case_2\.png: unreadable or corrupt image", {"image": "case_2.png"}),
 ]
 
+REFUSED_BY_NAME = "every mask holding it is refused, naming the file and the value (no new class, no silent background)"
+
+STRAY_LABELS = [
+    BadInput("stray-7-in-binary", "train / run / verify on a folder dataset", "a 7 in one mask of a {0, 255} set",
+             REFUSED_BY_NAME, r"masks/c3\.png: label value\(s\) 7 not allowed; allowed raw values are 0, 255",
+             {"values": (0, 255), "stray": 7, "dtype": "uint8"}),
+    BadInput("stray-1000-in-16-bit", "train / run / verify on a folder dataset", "a 1000 in one 16-bit mask of classes 0..2",
+             REFUSED_BY_NAME, r"masks/c3\.png: label value\(s\) 1000 not allowed; this dataset has 3 classes \(values 0\.\.2\)",
+             {"values": (0, 1, 2), "stray": 1000, "dtype": "uint16"}),
+    BadInput("stray-with-too-few-classes", "train / run / verify, `?classes=` declared", "a 1000 beside classes 0..2, three classes declared",
+             REFUSED_BY_NAME, r"masks/c3\.png: label value\(s\) 1000 not allowed",
+             {"values": (0, 1, 2), "stray": 1000, "dtype": "uint16", "classes": "background,a,b"}),
+]
+
+DECLARED_LABELS = [
+    BadInput("declared-stray-is-a-class", "train / run, `?classes=` declared", "a 7 in a {0, 255} set, three classes declared",
+             "the 7 is a class of its own (the user said so): values map to the classes in increasing order",
+             r"one declared class per value", {"values": (0, 255), "stray": 7, "dtype": "uint8", "classes": "background,a,b"}),
+]
+
 BUILD_FAILURES = [
     BadInput("build-rename-fails", "leaderboard", "an output that cannot be replaced (a folder named index.html)",
              "one line naming the path; every old output kept, none half-new",
@@ -121,6 +141,7 @@ INTERRUPTS = [
 GROUPS = {
     "RECORDS": RECORDS, "PROTOCOLS": PROTOCOLS, "PREDICT_IMAGES": PREDICT_IMAGES,
     "PREDICT_RERUNS": PREDICT_RERUNS, "SPLITS": SPLITS,
+    "STRAY_LABELS": STRAY_LABELS, "DECLARED_LABELS": DECLARED_LABELS,
     "BUILD_FAILURES": BUILD_FAILURES, "BUILD_STRICT": BUILD_STRICT, "INTERRUPTS": INTERRUPTS,
 }
 

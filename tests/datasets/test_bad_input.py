@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dataset_helpers import make_folder_dataset, save
-from reliability_cases import SPLITS, params
+from reliability_cases import DECLARED_LABELS, SPLITS, STRAY_LABELS, params
 from usemabench.cli import main
 from usemabench.datasets import DatasetError, SegmentationDataset, get_dataset_spec
 from usemabench.datasets.spec import DatasetSpec
@@ -171,3 +172,38 @@ def test_the_split_file_is_written_only_once_the_data_passes(tmp_path: Path, cas
     (root / "masks" / case.data["image"]).unlink()
     assert len(SegmentationDataset(spec, "train")) + len(SegmentationDataset(spec, "test")) >= 4
     assert spec.split_path.is_file()
+
+
+def stray_dataset(root: Path, case) -> str:
+    """Six pairs whose masks hold `values` in solid blocks; mask c3 also holds the stray value in one corner."""
+    for index in range(6):
+        mask = np.zeros((32, 32), dtype=case.data["dtype"])
+        for number, value in enumerate(case.data["values"][1:]):
+            mask[4 + 12 * number : 14 + 12 * number, 8:24] = value
+        if index == 3:
+            mask[:3, :3] = case.data["stray"]
+        save(root / "masks" / f"c{index}.png", mask)
+        save(root / "images" / f"c{index}.png", np.full((32, 32), 40 + index, dtype=np.uint8))
+    return f"folder:{root}" + (f"?classes={case.data['classes']}" if "classes" in case.data else "")
+
+
+@pytest.mark.parametrize("case", params(STRAY_LABELS))
+def test_a_stray_label_value_is_refused_naming_the_file_and_value(tmp_path: Path, case, capsys):
+    uri = stray_dataset(tmp_path / "data", case)
+    spec = get_dataset_spec(uri)
+    assert case.data["stray"] not in (spec.label_map or {}) and spec.num_classes == len(case.data["values"])
+    with pytest.raises(DatasetError, match=case.message):
+        SegmentationDataset(spec, "train")
+    assert main(["datasets", "verify", uri]) == 1  # verify names it too, as one of its problems
+    assert re.search(case.message, capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("case", params(DECLARED_LABELS))
+def test_declared_classes_take_every_value(tmp_path: Path, case, caplog):
+    spec = get_dataset_spec(stray_dataset(tmp_path / "data", case))
+    assert dict(spec.label_map) == {0: 0, 7: 1, 255: 2} and spec.class_names == ("background", "a", "b")
+    assert re.search(case.message, spec.description)
+    split = next(name for name in ("train", "val", "test") if "c3" in SegmentationDataset(spec, name).case_ids)
+    dataset = SegmentationDataset(spec, split)
+    mask = dataset[dataset.case_ids.index("c3")]["mask"]
+    assert (mask[:3, :3] == 1).all() and (mask[4:14, 8:24] == 2).all()  # 7 is class 1, 255 class 2

@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from usemabench.datasets.errors import DatasetError
+from usemabench.datasets.labels import plain_values, stray_values
 from usemabench.datasets.locations import cache_dir, slug
 from usemabench.datasets.mask_inference import InferredMasks, MaskValues, classes_from_values, infer_masks
 from usemabench.datasets.sources import NnUNetSource, Source, SourceURI, open_source
@@ -76,12 +78,27 @@ def _nnunet_classes(source: NnUNetSource) -> tuple[tuple[str, ...], None]:
 
 
 def _masks(
-    source: Source, encoding: str | None, where: str, ignore_value: int | None, classes_named: bool
+    source: Source, encoding: str | None, where: str, ignore_value: int | None, declared: tuple[str, ...] | None
 ) -> tuple[InferredMasks, int]:
-    """The mask encoding (given, else inferred and said once per process) and the image channel count."""
+    """The mask encoding (given, else inferred and said once per process) and the image channel count.
+
+    Declared classes (`?classes=`), one per mask value, take the values in increasing order. Otherwise stray
+    values (`labels.stray_values`) are left out of the inference, so that reading a mask holding one fails
+    naming the file and the value instead of making it a class or background.
+    """
     stats, channels = _scan(source, encoding == "threshold", ignore_value)
+    if encoding is None and declared is not None and len(declared) == len(stats.pixels) and not plain_values(list(stats.pixels)):
+        inferred = classes_from_values(sorted(stats.pixels), where)
+        return replace(inferred, reason=f"{inferred.reason}, one declared class per value"), channels
     if encoding is None:
-        inferred = infer_masks(stats, where, classes_named=classes_named)
+        stray = stray_values(stats.holding, stats.masks)
+        inferred = infer_masks(stats.without(stray), where, classes_named=declared is not None)
+        if stray:
+            held = ", ".join(f"{value} ({stats.holding[value]} of {stats.masks} masks)" for value in stray)
+            inferred = replace(inferred, reason=(
+                f"{inferred.reason}; stray value(s) {held} left out: a mask holding one is refused by name "
+                "(if they are classes, declare every class with ?classes=background,...)"
+            ))
         if where not in _ANNOUNCED:
             _ANNOUNCED.add(where)
             logger.warning("%s: masks read as %s: %s", where, inferred.encoding, inferred.reason)
@@ -99,6 +116,7 @@ def infer_spec(uri: str, split_file: str | None = None) -> DatasetSpec:
         uri = f"{parsed.scheme}:{Path(parsed.target).resolve()}"
     options = parsed.options
     ignore_value = int(options["ignore_index"]) if "ignore_index" in options else None
+    declared = tuple(name.strip() for name in options["classes"].split(",") if name.strip()) if "classes" in options else None
     source = open_source(uri)
     if not source.case_ids():
         raise DatasetError(f"{uri}: no cases found")
@@ -109,11 +127,9 @@ def infer_spec(uri: str, split_file: str | None = None) -> DatasetSpec:
         channel_names = list((source.dataset_json.get("channel_names") or source.dataset_json["modality"]).values())
         normalization = NNUNET_NORMALIZATION.get(str(channel_names[0]), "zscore")
     else:
-        masks, channels = _masks(source, options.get("encoding"), uri, ignore_value, "classes" in options)
+        masks, channels = _masks(source, options.get("encoding"), uri, ignore_value, declared)
         normalization = "zscore"
-    class_names = masks.class_names
-    if "classes" in options:
-        class_names = tuple(name.strip() for name in options["classes"].split(",") if name.strip())
+    class_names = masks.class_names if declared is None else declared
     name = options.get("name") or slug(Path(parsed.target.rstrip("/")).name or parsed.target)
     default_split = str(cache_dir() / "splits" / f"{slug(name)}-{content_hash(uri, 8)}.json")
     given = options.get("split_file")

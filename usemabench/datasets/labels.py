@@ -16,6 +16,33 @@ from usemabench.datasets.errors import DatasetError
 MASK_ENCODINGS = ("index", "threshold", "instances")
 
 
+STRAY_MASK_SHARE = 0.1  # a value held by at most this share of the masks (at least one) may be stray
+
+
+def plain_values(values: list[int]) -> bool:
+    """Whether raw mask values read without guessing: 0 and one other value (binary), or 0..K (class indices)."""
+    foreground = sorted(v for v in values if v != 0)
+    return len(foreground) == 1 or (bool(foreground) and foreground == list(range(1, len(foreground) + 1)))
+
+
+def stray_values(masks_holding: Mapping[int, int], masks: int) -> list[int]:
+    """Values that few masks hold and without which the rest are plain (a 7 beside 0/255, a 1000 beside 0..2).
+
+    Such a value is an annotation slip more likely than a class: it must not become a class of its own (nor
+    vanish into background), so the masks holding it are refused, each by name, unless the user declares
+    the classes. `masks_holding`: value -> number of masks holding it.
+    """
+    values = sorted(masks_holding)
+    if plain_values(values):
+        return []
+    rare_limit = max(1, int(masks * STRAY_MASK_SHARE))
+    for limit in sorted({count for value, count in masks_holding.items() if value != 0 and count <= rare_limit}):
+        stray = [value for value in values if value != 0 and masks_holding[value] <= limit]
+        if plain_values([value for value in values if value not in stray]):
+            return stray
+    return []
+
+
 def describe_values(values: np.ndarray | list[int], limit: int = 8) -> str:
     values = [int(value) for value in values]
     shown = ", ".join(str(value) for value in values[:limit])

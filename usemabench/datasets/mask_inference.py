@@ -35,16 +35,25 @@ class MaskValues:
 
     pixels: Counter = field(default_factory=Counter)
     interior: Counter = field(default_factory=Counter)
+    holding: Counter = field(default_factory=Counter)  # value -> number of masks holding it
     masks: int = 0
 
     def add(self, mask: np.ndarray) -> None:
         values, counts = np.unique(mask, return_counts=True)
         self.pixels.update(dict(zip(values.tolist(), counts.tolist())))
+        self.holding.update(values.tolist())
         centre = mask[1:-1, 1:-1]
         same = (centre == mask[:-2, 1:-1]) & (centre == mask[2:, 1:-1]) & (centre == mask[1:-1, :-2]) & (centre == mask[1:-1, 2:])
         values, counts = np.unique(centre[same], return_counts=True)
         self.interior.update(dict(zip(values.tolist(), counts.tolist())))
         self.masks += 1
+
+    def without(self, values: list[int]) -> MaskValues:
+        """These statistics as if `values` were in no mask (stray values, refused per file when read)."""
+        def kept(counter: Counter) -> Counter:
+            return Counter({value: count for value, count in counter.items() if value not in values})
+
+        return MaskValues(kept(self.pixels), kept(self.interior), kept(self.holding), self.masks)
 
     def interior_share(self, values: list[int]) -> float:
         pixels = sum(self.pixels[v] for v in values)
