@@ -62,3 +62,18 @@ def test_configure_threads_respects_omp_num_threads(monkeypatch):
         assert threads.configure_threads() == 1 == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_console_command_sizes_its_process_and_an_in_process_caller_keeps_its_own():
+    clean = {key: value for key, value in os.environ.items() if key not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    script = (
+        "import sys, torch\n"
+        "import usemabench.core.threads as threads\n"
+        "threads.default_threads = lambda: 3\n"
+        "from usemabench import cli\n"
+        "torch.set_num_threads(1); cli.main(['datasets', 'list']); kept = torch.get_num_threads()\n"
+        "sys.argv = ['usemabench', 'datasets', 'list']; cli.main()\n"
+        "print(kept, torch.get_num_threads(), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], env=clean, capture_output=True, text=True, timeout=120)
+    assert result.stderr.strip().splitlines()[-1] == "1 3", result.stderr

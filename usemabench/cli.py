@@ -63,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    configure_threads()
+    if argv is None:  # started as the `usemabench` command: this process is ours to size; a caller of main([...]) keeps its own
+        configure_threads()
     try:
         for module_name in args.model_module:
             import_model_module(module_name)
