@@ -4,6 +4,7 @@ reason said, and every hint offered tried: the option it names must load the dat
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,16 @@ def test_typo_in_an_option_is_refused_with_the_nearest_name(tmp_path: Path):
         get_dataset_spec(f"folder:{root}?encodng=instances")
     with pytest.raises(DatasetError, match=r"option threshold='half' must be a whole number"):
         get_dataset_spec(f"folder:{root}?encoding=threshold&threshold=half")
+
+
+def test_every_source_option_is_in_help_and_readme_with_its_example(capsys):
+    from usemabench.datasets.source_options import SOURCE_OPTIONS
+
+    with pytest.raises(SystemExit):
+        main(["datasets", "--help"])
+    help_text = capsys.readouterr().out
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Datasets", 1)[1].split("\n## ", 1)[0]
+    for option in SOURCE_OPTIONS:
+        assert re.search(rf"^  {option.name}\s", help_text, re.MULTILINE) and f"e.g. {option.example}" in help_text, option.name
+        assert f"`{option.name}`" in section and f"`{option.example}`" in section, option.name

@@ -20,6 +20,8 @@ from usemabench.datasets.locations import expand_data_placeholder
 from usemabench.datasets.verify import verify_cases
 from usemabench.text_table import format_table
 
+VERIFY_RESOLUTION = 96  # the quick protocol's resolution (runners/protocols/quick.json; a test keeps them equal)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -39,6 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify = commands.add_parser("verify", help="check every image/mask pair and the split of a dataset or source")
     verify.add_argument("source", help="registered name, source URI (folder:PATH, nnunet:PATH, hf:REPO[:SPLIT]) or folder path")
     verify.add_argument("--max-problems", type=int, default=None, help="print at most this many problems (default: every one)")
+    verify.add_argument(
+        "--resolution", type=int, default=VERIFY_RESOLUTION,
+        help=f"side of the square training resolution the resize ceiling is measured at (default {VERIFY_RESOLUTION}: the quick protocol's)",
+    )
     verify.set_defaults(handler=run_verify)
 
     split = commands.add_parser("split", help="write a new seeded split file (never overwrites without --force)")
@@ -117,7 +123,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_verify(args: argparse.Namespace) -> int:
     spec = get_dataset_spec(args.source)
     print(f"dataset {spec.name}: {spec.task}, classes {', '.join(spec.class_names)}, {spec.in_channels} channel(s)")
-    print(f"masks: {spec.mask_encoding} encoding" + (f" ({spec.description.split('; masks: ', 1)[1]})" if "; masks: " in spec.description else ""))
+    print(f"masks: {_masks_line(spec)}")
     problems: list[str] = []
     split_file = read_split_file(spec.split_path) if spec.split_path.exists() else None
     sources = spec_sources(spec, split_file.splits if split_file else ())
@@ -133,7 +139,7 @@ def run_verify(args: argparse.Namespace) -> int:
         problems += [f"split '{name}' is empty" for name, cases in split_file.splits.items() if not cases]
     problems += _grouping_lines(spec, sources, split_file)
     for uri, source in sources.items():
-        report = verify_cases(spec, source, source.case_ids())
+        report = verify_cases(spec, source, source.case_ids(), ceiling_resolution=args.resolution)
         if not report.checked:
             report.problems.append(f"{uri}: no cases")
         print(f"source {uri}")
@@ -146,6 +152,17 @@ def run_verify(args: argparse.Namespace) -> int:
         print(f"... and {len(problems) - args.max_problems} more problems")
     print("ok" if not problems else f"FAILED: {len(problems)} problem(s)")
     return 0 if not problems else 1
+
+
+def _masks_line(spec: DatasetSpec) -> str:
+    """How masks are read: the inference and its evidence for an ad-hoc dataset, the spec's fields otherwise."""
+    if "; masks: " in spec.description:
+        return f"{spec.mask_encoding} encoding ({spec.description.split('; masks: ', 1)[1]})"
+    if spec.mask_encoding == "threshold":
+        return f"threshold encoding (first channel > {spec.mask_threshold} is foreground)"
+    if spec.label_map:
+        return f"{spec.mask_encoding} encoding (raw value -> class: {', '.join(f'{raw} -> {c}' for raw, c in spec.label_map.items())})"
+    return f"{spec.mask_encoding} encoding"
 
 
 def _grouping_lines(spec: DatasetSpec, sources: dict, split_file: SplitFile | None) -> list[str]:

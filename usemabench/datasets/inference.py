@@ -146,7 +146,7 @@ def infer_spec(uri: str, split_file: str | None = None) -> DatasetSpec:
         mask_encoding=masks.encoding,
         label_map=masks.label_map,
         mask_threshold=int(options.get("threshold", masks.threshold)),
-        eval_policy=options.get("eval_policy", "resize"),
+        eval_policy=options.get("eval_policy", "letterbox"),  # keeps the aspect ratio (registered sets choose their own)
         ignore_index=ignore_value,
         description=f"ad-hoc dataset read from {uri}; masks: {masks.reason}",
     )

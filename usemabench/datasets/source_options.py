@@ -7,6 +7,7 @@ option that is not in the table is refused with the nearest names, so a typo nev
 from __future__ import annotations
 
 import difflib
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -57,8 +58,10 @@ SOURCE_OPTIONS: tuple[SourceOption, ...] = (
         "folder:/data/xray?normalization=minmax", _one_of("zscore", "minmax", "none"),
     ),
     SourceOption(
-        "eval_policy", ALL_SCHEMES, "how evaluation reaches native size (resize|sliding_window)",
-        "folder:/data/em?eval_policy=sliding_window", _one_of("resize", "sliding_window"),
+        "eval_policy", ALL_SCHEMES,
+        "training geometry and how evaluation reaches native size: letterbox (default: long side resized, aspect "
+        "kept, padding ignored in the loss), resize (stretched to the square) or sliding_window (native-scale patches)",
+        "folder:/data/em?eval_policy=sliding_window", _one_of("letterbox", "resize", "sliding_window"),
     ),
     SourceOption(
         "ignore_index", ALL_SCHEMES,
@@ -104,8 +107,10 @@ def check_source_options(uri: str, scheme: str, options: Mapping[str, str]) -> N
 def options_help() -> str:
     """One line per option with its example, for `usemabench datasets --help` (README lists the same table)."""
     width = max(len(option.name) for option in SOURCE_OPTIONS)
+    indent = " " * (width + 4)
     lines = []
     for option in SOURCE_OPTIONS:
         schemes = "" if option.schemes == ALL_SCHEMES else f" [{', '.join(s + ':' for s in option.schemes)} only]"
-        lines.append(f"  {option.name:<{width}}  {option.meaning}{schemes}\n  {'':<{width}}  e.g. {option.example}")
+        text = textwrap.fill(f"{option.meaning}{schemes}", 100, initial_indent=f"  {option.name:<{width}}  ", subsequent_indent=indent)
+        lines.append(f"{text}\n{indent}e.g. {option.example}")
     return "\n".join(lines)
