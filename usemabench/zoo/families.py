@@ -7,3 +7,4 @@ from usemabench.zoo import unetr  # noqa: F401
 from usemabench.zoo import swinunet  # noqa: F401
 from usemabench.zoo import umamba  # noqa: F401
 from usemabench.zoo import vmunet  # noqa: F401
+from usemabench.zoo import swinumamba  # noqa: F401
