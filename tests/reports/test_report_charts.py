@@ -2,6 +2,7 @@
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -207,3 +208,13 @@ def test_the_committed_report_notes_no_layout_problem():
     if not committed.is_file():
         pytest.skip("not a source checkout (no committed leaderboard)")
     assert "layout of " not in committed.read_text(encoding="utf-8")
+
+
+def test_pareto_names_of_close_models_do_not_overprint(tmp_path):
+    # Two models a hair apart in cost and Dice: both names used to go 4 pt right and above their points.
+    table = pd.DataFrame({"model": ["usema_t", "usema_t_none", "unet_s", "umamba_bot_s"], "dice_mean": [0.61, 0.6095, 0.612, 0.59],
+                          "dice_std_seeds": [0.01, 0.02, 0.01, 0.03], "macs": [1.1e9, 1.08e9, 1.3e9, 1.6e9],
+                          "latency_ms": [20.0, 19.5, 12.0, 40.0], "is_reference": [True, False, False, False]})
+    board = SimpleNamespace(dataset="kvasir_seg", protocol="cpu", table=table)
+    figure = pareto.pareto_figure(board, tmp_path / "pareto.png", model_colors(list(table["model"])))
+    assert figure.layout_problems == ()
