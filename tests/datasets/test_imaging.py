@@ -118,3 +118,28 @@ def test_all_unreadable_names_every_file(tmp_path: Path):
 
         get_dataset_spec(f"folder:{tmp_path}")
     assert all(f"c{index}.png" in str(error.value) for index in range(3))
+
+
+def test_loading_names_every_bad_file_and_a_verify_command_that_works(tmp_path: Path, capsys):
+    import shlex
+
+    from usemabench.datasets import SegmentationDataset, get_dataset_spec
+
+    for index in range(6):
+        image, mask = disk_pair(seed=index)
+        save(tmp_path / "data" / "images" / f"case_{index}.png", image)
+        save(tmp_path / "data" / "masks" / f"case_{index}.png", mask)
+    uri = f"folder:{tmp_path / 'data'}?name=disks"
+    spec = get_dataset_spec(uri)
+    SegmentationDataset(spec, "train")  # the split is written while the data is intact
+    train = SegmentationDataset(spec, "train", verify=False).case_ids
+    for case in train[:3]:
+        (tmp_path / "data" / "images" / f"{case}.png").write_bytes(b"broken")
+    with pytest.raises(DatasetError) as error:
+        SegmentationDataset(spec, "train")
+    message = str(error.value)
+    assert message.startswith("3 problems in split 'train'") and all(f"{case}.png: unreadable" in message for case in train[:3])
+    command = message.split("(usemabench ", 1)[1].split(" checks every split)", 1)[0]
+    assert main(shlex.split(command)) == 1, "the command the message names runs (an ad-hoc name would be unknown)"
+    output = capsys.readouterr().out
+    assert all(f"{case}.png" in output for case in train[:3])

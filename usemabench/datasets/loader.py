@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ from torchvision import tv_tensors
 from usemabench.datasets.cases import load_case
 from usemabench.datasets.errors import DatasetError
 from usemabench.datasets.regions import describe_ignored, region_file
-from usemabench.datasets.spec import DatasetSpec, get_dataset_spec
+from usemabench.datasets.spec import DatasetSpec, get_dataset_spec, list_datasets
 from usemabench.datasets.splits import check_split_matches_data, ensure_split_file, spec_sources
 from usemabench.datasets.transforms import normalize_image
 from usemabench.datasets.verify import verify_cases
@@ -51,9 +52,9 @@ class SegmentationDataset(Dataset):
             )
         if verify:
             report = verify_cases(self.spec, self.source, self.case_ids)
-            report.raise_if_problems(
-                f"split '{split}' of dataset '{self.spec.name}'", f" (all of them: usemabench datasets verify {self.spec.name})"
-            )
+            registered = self.spec.name in list_datasets() and get_dataset_spec(self.spec.name).source == self.spec.source
+            target = self.spec.name if registered else shlex.quote(self.spec.source)  # an ad-hoc name is no verify argument
+            report.raise_if_problems(f"split '{split}' of dataset '{self.spec.name}'", f" (usemabench datasets verify {target} checks every split)")
 
     def __len__(self) -> int:
         return len(self.case_ids)

@@ -43,11 +43,13 @@ class VerifyReport:
     ceiling_dice: list[float] = field(default_factory=list)  # per readable case, at ceiling_resolution
 
     def raise_if_problems(self, context: str, hint: str = "") -> None:
+        """One DatasetError naming every problem (every bad file, one per line), not only the first."""
         if not self.problems:
             return
         if len(self.problems) == 1:
             raise DatasetError(self.problems[0])
-        raise DatasetError(f"{len(self.problems)} problems in {context}; first: {self.problems[0]}{hint}")
+        listed = "".join(f"\n  {problem}" for problem in self.problems)
+        raise DatasetError(f"{len(self.problems)} problems in {context}{hint}:{listed}")
 
     def summary_lines(self, spec: DatasetSpec) -> list[str]:
         lines = [f"pairs checked: {self.checked}, problems: {len(self.problems)}"]
