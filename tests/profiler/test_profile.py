@@ -13,10 +13,17 @@ import torch
 from torch import Tensor, nn
 
 from usemabench.cli import main
-from usemabench.leaderboard.records import read_records
-from usemabench.profiler import commands as profile_commands, profile
+from usemabench.leaderboard.records import read_records, record_filename
+from usemabench.profiler import commands as profile_commands
+from usemabench.profiler import peaks, profile
 from usemabench.profiler.flops import count_flops
-from usemabench.profiler.profile import cpu_allocation_peak, latency_summary, profile_model, profile_sweep
+from usemabench.profiler.peaks import device_peak, utilisation
+from usemabench.profiler.profile import (
+    cpu_allocation_peak,
+    latency_summary,
+    profile_model,
+    profile_sweep,
+)
 from usemabench.zoo import registry
 
 
@@ -58,6 +65,19 @@ def tiny_models(monkeypatch: pytest.MonkeyPatch) -> None:
     add("test_tiny_oom", size_policy="any", default_config={"oom_above": 40 * 40})
     add("test_tiny_broken", size_policy="any", default_config={"broken": True})
     add("test_tiny_fixed", size_policy="any", default_config={"max_width": 32})
+    monkeypatch.setitem(
+        registry._REGISTRY, "test_not_compilable",
+        registry.ModelInfo(name="test_not_compilable", family="cnn", builder=NotCompilable, paper="test", code="",
+                           size_policy="any"),
+    )
+
+
+class NotCompilable(TinyNet):
+    """A model Dynamo captures no graph of: under a compile label it would silently run eagerly."""
+
+    @torch._dynamo.disable
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x)
 
 
 def test_cpu_allocation_peak_sees_what_a_step_holds_at_once() -> None:
@@ -207,3 +227,90 @@ def test_cli_refuses_an_unknown_model_before_any_work(tmp_path, capsys) -> None:
 def test_cli_choices_match_the_profiler() -> None:
     assert profile_commands.MODES == profile.MODES
     assert profile_commands.SDPA_BACKENDS == profile.SDPA_BACKENDS
+
+
+def test_channels_last_is_recorded_as_the_mode_and_a_variant_and_eager_keeps_its_identity(tiny_models: None) -> None:
+    eager = profile_model("test_tiny", 32, repeats=1, warmup=0)
+    converted = profile_model("test_tiny", 32, repeats=1, warmup=0, exec_mode="channels_last")
+    assert converted["status"] == "ok", converted["error"]
+    assert "exec" not in eager["cost"] and eager["metrics"] == {}  # as every record written before modes existed
+    assert converted["cost"]["exec"] == {"mode": "channels_last"}
+    assert converted["metrics"] == {"variant": "channels_last"}
+    assert record_filename(converted) != record_filename(eager)
+    sdpa_too = profile_model("test_tiny", 32, repeats=1, warmup=0, exec_mode="channels_last", sdpa="math")
+    assert sdpa_too["metrics"] == {"variant": "channels_last, sdpa-math"}
+
+
+def test_a_model_compile_captures_nothing_of_is_failed_never_timed_eagerly(tiny_models: None) -> None:
+    record = profile_model("test_not_compilable", 32, repeats=1, warmup=0, exec_mode="compile")
+    assert record["status"] == "failed"
+    assert "captured no graph" in record["error"]
+    assert "latency_ms" not in record["cost"] and record["cost"]["exec"] == {"mode": "compile"}
+
+
+@pytest.mark.slow
+def test_compiled_record_times_the_compilation_apart(tiny_models: None) -> None:
+    record = profile_model("test_tiny", 32, mode="infer", repeats=2, warmup=1, exec_mode="compile")
+    assert record["status"] == "ok", record["error"]
+    execution = record["cost"]["exec"]
+    assert execution["mode"] == "compile" and execution["compile_mode"] == "default"
+    assert execution["graphs"] >= 1 and execution["graph_breaks"] == 0 and not execution["fell_back"]
+    median_s = record["cost"]["latency_ms"]["median"] / 1e3
+    assert execution["first_call_seconds"] > median_s
+    assert execution["compile_seconds"] == pytest.approx(execution["first_call_seconds"] - median_s)
+
+
+def test_cpu_record_has_achieved_flops_and_says_why_no_mfu(tiny_models: None) -> None:
+    record = profile_model("test_tiny", 32, batch=2, repeats=2, warmup=0)
+    cost = record["cost"]
+    achieved = cost["flops"] * 2 / (cost["latency_ms"]["median"] / 1e3)
+    assert cost["utilisation"]["achieved_flops_per_s"] == pytest.approx(achieved)
+    assert cost["utilisation"]["mfu"] is None and "CPU" in cost["utilisation"]["peak_note"]
+
+
+@pytest.mark.parametrize(
+    "name,precision,peak",
+    [
+        ("NVIDIA H100 80GB HBM3", "bf16", 989e12),
+        ("NVIDIA H100 PCIe", "bf16", 756e12),
+        ("NVIDIA H200", "fp16", 989e12),
+        ("NVIDIA H200 NVL", "bf16", 835e12),
+        ("NVIDIA A100-SXM4-80GB", "tf32", 156e12),
+        ("NVIDIA A100 80GB PCIe", "fp32", 19.5e12),
+    ],
+)
+def test_device_peaks_by_name_and_precision(name: str, precision: str, peak: float) -> None:
+    assert device_peak(name, precision)[1] == pytest.approx(peak)
+
+
+def test_mfu_against_the_peak_and_unknown_devices_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    use = utilisation(10**12, 4, 8.0, "cuda", "NVIDIA H100 80GB HBM3", "bf16")  # 4 TFLOP in 8 ms: 500 TFLOP/s
+    assert use["achieved_flops_per_s"] == pytest.approx(5e14)
+    assert use["mfu"] == pytest.approx(5e14 / 989e12) and use["peak_precision"] == "bf16"
+    assert "H100 bf16" in use["peak_source"]
+    unknown = utilisation(10**12, 1, 1.0, "cuda", "NVIDIA GeForce RTX 4090", "bf16")
+    assert unknown["mfu"] is None and "RTX 4090" in unknown["peak_note"]
+    # fp32 with TF32 allowed anywhere is held against the TF32 peak (a lower bound on MFU); with none, fp32.
+    monkeypatch.setattr(peaks, "tf32_allowed", lambda: True)
+    assert utilisation(1, 1, 1.0, "cuda", "NVIDIA A100-SXM4-40GB", "fp32")["peak_precision"] == "tf32"
+    monkeypatch.setattr(peaks, "tf32_allowed", lambda: False)
+    assert utilisation(1, 1, 1.0, "cuda", "NVIDIA A100-SXM4-40GB", "fp32")["peak_precision"] == "fp32"
+
+
+def test_cli_sweeps_execution_modes_and_refuses_unknown_ones(tiny_models: None, tmp_path, capsys) -> None:
+    code = main([
+        "profile", "--models", "test_tiny", "--resolutions", "32", "--mode", "infer", "--exec", "eager,channels_last",
+        "--repeats", "1", "--warmup", "0", "--records-dir", str(tmp_path),
+    ])
+    assert code == 0
+    records, _ = read_records(tmp_path, kind="profile")
+    assert sorted(r["cost"].get("exec", {}).get("mode", "eager") for r in records) == ["channels_last", "eager"]
+    with pytest.raises(SystemExit):
+        main(["profile", "--models", "test_tiny", "--resolutions", "32", "--exec", "turbo"])
+    assert "execution modes must be among" in capsys.readouterr().err
+
+
+def test_profile_batch_defaults_to_one_on_the_cpu_and_the_protocol_batch_on_a_gpu() -> None:
+    assert profile_commands.default_batch("cpu", "gpu-short") == 1
+    assert profile_commands.default_batch("cuda", "gpu-short") == 16
+    assert profile_commands.default_batch("cuda:1", "quick") == 8

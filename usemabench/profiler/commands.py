@@ -7,6 +7,7 @@ from pathlib import Path
 
 from usemabench.runners import defaults
 from usemabench.runners.errors import UsageError, registered_model
+from usemabench.runners.execution import EXEC_MODES
 
 # Kept here, not imported from usemabench.profiler.profile, so that `usemabench --help` does not import the
 # model zoo's dependencies; tests check they match profile.py.
@@ -28,6 +29,14 @@ def _sides(text: str) -> list[int]:
     return sides
 
 
+def _exec_modes(text: str) -> list[str]:
+    modes = _names(text)
+    unknown = [mode for mode in modes if mode not in EXEC_MODES]
+    if not modes or unknown:
+        raise argparse.ArgumentTypeError(f"execution modes must be among {', '.join(EXEC_MODES)}; got {text!r}")
+    return modes
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "profile",
@@ -37,7 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--models", required=True, type=_names, help="comma-separated model names, e.g. usema_t,nnunet")
     parser.add_argument("--resolutions", required=True, type=_sides, help="comma-separated square sides, e.g. 128,256")
-    parser.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="images per call (default: 1 on the CPU; on CUDA the --protocol's training batch)")
+    parser.add_argument("--protocol", default="gpu-short",
+                        help="whose batch_size a CUDA profile uses when --batch is not given (default %(default)s)")
+    parser.add_argument("--exec", type=_exec_modes, default=["eager"], dest="exec_modes",
+                        help="comma-separated execution modes, one record each: " + ", ".join(EXEC_MODES)
+                        + " (default eager)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                         help="autocast precision on CUDA; the CPU always runs fp32 (default fp32)")
@@ -55,21 +70,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def default_batch(device: str, protocol: str) -> int:
+    """1 on the CPU (latency of one image); on a GPU the protocol's training batch, as a model is trained."""
+    if not device.startswith("cuda"):
+        return 1
+    from usemabench.runners.protocol import load_protocol
+
+    return load_protocol(protocol).batch_size
+
+
 def run(args: argparse.Namespace) -> int:
     from usemabench.profiler.profile import profile_sweep
 
     for name in args.models:
         registered_model(name)  # an unknown name stops here, before any work, with close matches
-    if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
-        raise UsageError(
-            f"need --batch >= 1, --repeats >= 1, --warmup >= 0; got {args.batch}, {args.repeats}, {args.warmup}"
-        )
+    batch = args.batch if args.batch is not None else default_batch(args.device, args.protocol)
+    if batch < 1 or args.repeats < 1 or args.warmup < 0:
+        raise UsageError(f"need --batch >= 1, --repeats >= 1, --warmup >= 0; got {batch}, {args.repeats}, {args.warmup}")
     records = profile_sweep(
         args.models,
         args.resolutions,
         modes=MODES if args.mode == "both" else (args.mode,),
         records_dir=args.records_dir,
-        batch=args.batch,
+        exec_modes=args.exec_modes,
+        batch=batch,
         device=args.device,
         precision=args.precision,
         repeats=args.repeats,

@@ -22,6 +22,13 @@ with deep supervision, backward, SGD step):
   On the CPU the 1-minute load average before timing is recorded: other processes inflate CPU times.
 - backends: the SDPA kernels one forward dispatched (profiler op names), the SEMA backend of the model's
   SEMA modules, the selective-scan backend that ran; precision is what autocast ran (the CPU runs fp32).
+- execution mode (`runners.execution`; `cost.exec`): eager records carry no `exec` entry and keep their
+  identity; another mode is also the record's `metrics.variant`. Under torch.compile the first call is timed
+  apart (wall clock, compilation included) before the warm-up: `compile_seconds` = that call minus the
+  steady-state median; graphs captured and graph breaks come from Dynamo's counters. A model Dynamo
+  captures no graph of, or whose compilation raises, is `failed` with the reason, never timed eagerly.
+- utilisation (`peaks.py`; `cost.utilisation`): achieved FLOP/s = FLOPs per image x batch / median call
+  time, and on a GPU in the peak table the MFU against its datasheet peak for the precision.
 """
 
 from __future__ import annotations
@@ -41,10 +48,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from usemabench.leaderboard.records import environment_info, make_record, model_entry, write_record
+from usemabench.leaderboard.records import (
+    device_name,
+    environment_info,
+    make_record,
+    model_entry,
+    write_record,
+)
+from usemabench.profiler.flops import MODES, count_flops
+from usemabench.profiler.peaks import utilisation
 from usemabench.runners import defaults
 from usemabench.runners.backends import kernel_backends as sema_and_scan_backends
-from usemabench.profiler.flops import MODES, count_flops
+from usemabench.runners.execution import CompileWatch, ExecMode, apply_exec, parse_exec
 from usemabench.runners.losses import SegmentationLoss
 from usemabench.runners.precision import autocast, resolve_device, resolve_precision
 from usemabench.zoo.registry import count_parameters, create_model, get_model_info
@@ -57,6 +72,10 @@ LOSS = "Dice + CE, nnU-Net deep-supervision weights (usemabench.runners.losses.S
 
 class UnsupportedSize(ValueError):
     """The model's size policy refuses this resolution."""
+
+
+class CompileFallbackError(RuntimeError):
+    """torch.compile captured no graph of the model: it would have run eagerly under a compile label."""
 
 
 # --- one call: inference forward or training step ------------------------------------------------------
@@ -349,14 +368,41 @@ def _release_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def first_call(step: Callable[[], None], device: torch.device) -> tuple[float, CompileWatch]:
+    """Wall seconds of the first call of a compiled step (compilation included) and what Dynamo captured.
+
+    Raises CompileFallbackError when Dynamo captured no graph: the call ran eagerly under a compile label.
+    """
+    watch = CompileWatch()
+    _synchronize(device)
+    with watch.watch():
+        started = time.perf_counter()
+        step()
+        _synchronize(device)
+        seconds = time.perf_counter() - started
+    if watch.graphs == 0:
+        raise CompileFallbackError("torch.compile captured no graph; the model would have run eagerly")
+    return seconds, watch
+
+
 def _measure(
     model: nn.Module, mode: str, resolution: tuple[int, int], batch: int, in_channels: int, num_classes: int,
-    device: torch.device, precision: str, warmup: int, repeats: int,
+    device: torch.device, precision: str, warmup: int, repeats: int, execution: ExecMode,
 ) -> dict[str, Any]:
-    """Memory, latency and backends of `model` (already on `device`); its tensors die with this frame."""
+    """Memory, latency and backends of `model` (already on `device`) run in `execution` mode; its tensors die
+    with this frame."""
     inputs = torch.randn(batch, in_channels, *resolution, device=device)
     targets = torch.randint(0, num_classes, (batch, *resolution), device=device)
-    step = make_step(model, mode, inputs, targets, precision, device)
+    runner = apply_exec(model, execution)
+    step = make_step(runner, mode, inputs, targets, precision, device)
+    compiled = None
+    if execution.compile_mode is not None:
+        compiled = first_call(step, device)
     for _ in range(warmup):
         step()
     if step.optimizer is not None:
@@ -367,9 +413,17 @@ def _measure(
     load = os.getloadavg()[0] if device.type == "cpu" and hasattr(os, "getloadavg") else None
     seconds = time_calls(step, device, warmup=0, repeats=repeats)
     latency = latency_summary(seconds, warmup)
-    infer = make_step(model, "infer", inputs, targets, precision, device)  # switches the model to eval mode
+    infer = make_step(runner, "infer", inputs, targets, precision, device)  # switches the model to eval mode
     backends = kernel_backends(model, device, infer, inputs, precision)
-    extra = {} if load is None else {"cpu_load_average_1min": load}  # CPU times on a shared machine need it
+    extra: dict[str, Any] = {} if load is None else {"cpu_load_average_1min": load}  # shared machines need it
+    if not execution.is_eager:
+        extra["exec"] = {"mode": execution.name}
+    if compiled is not None:
+        seconds_first, watch = compiled
+        extra["exec"].update(
+            compile_mode=execution.compile_mode, first_call_seconds=seconds_first,
+            compile_seconds=max(seconds_first - latency["median"] / 1e3, 0.0), **watch.summary(),
+        )
     return {
         **extra,
         "peak_memory_bytes": int(peak_bytes),
@@ -394,18 +448,22 @@ def profile_model(
     in_channels: int = 1,
     num_classes: int = 2,
     sdpa: str = "auto",
+    exec_mode: str = "eager",
 ) -> dict:
     """The profile record of registered model `name` at `resolution` (see the module docstring)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if sdpa not in SDPA_BACKENDS:
         raise ValueError(f"sdpa backend must be one of {SDPA_BACKENDS}, got {sdpa!r}")
+    execution = parse_exec(exec_mode)
     resolution = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
     torch_device = resolve_device(device)
     precision_ran = resolve_precision(precision, torch_device)
     info = get_model_info(name)
     config = {"in_channels": in_channels, "num_classes": num_classes, **info.default_config}
     cost: dict[str, Any] = {"mode": mode, "batch": batch}
+    if not execution.is_eager:
+        cost["exec"] = {"mode": execution.name}
     if mode == "train":
         cost.update(optimizer=OPTIMIZER, loss=LOSS)
     backends: dict[str, Any] = {}
@@ -431,10 +489,14 @@ def profile_model(
         with kernel_settings(sdpa, torch_device):
             measured = _measure(
                 model, mode, resolution, batch, in_channels, num_classes, torch_device, precision_ran,
-                warmup, repeats,
+                warmup, repeats, execution,
             )
         backends = measured.pop("backends")
         cost.update(measured)
+        cost["utilisation"] = utilisation(
+            cost["flops"], batch, cost["latency_ms"]["median"], torch_device.type, device_name(str(torch_device)),
+            precision_ran,
+        )
     except UnsupportedSize as refused:  # the size policy, or the model's own input check (e.g. a fixed input size)
         status, error = "unsupported", f"{type(refused).__name__}: {refused}"
     except Exception as failure:  # noqa: BLE001 - a sweep records the failure and goes on
@@ -446,12 +508,15 @@ def profile_model(
     _release_memory(torch_device)
     if sdpa != "auto":
         backends["sdpa_requested"] = sdpa
+    variant = ", ".join(
+        ([] if execution.is_eager else [execution.name]) + ([f"sdpa-{sdpa}"] if sdpa != "auto" else [])
+    )
     return make_record(
         "profile",
         status=status,
         model=model_entry(name, config),
         resolution=list(resolution),
-        metrics={"variant": f"sdpa-{sdpa}"} if sdpa != "auto" else {},
+        metrics={"variant": variant} if variant else {},
         cost=cost,
         environment=environment_info(str(torch_device), precision_ran, backends),
         error=error,
@@ -464,29 +529,39 @@ def profile_sweep(
     modes: Sequence[str] = ("infer",),
     records_dir: str | Path | None = defaults.PROFILE_RECORDS_DIR,
     log: Callable[[str], None] = print,
+    exec_modes: Sequence[str] = ("eager",),
     **settings: Any,
 ) -> list[dict]:
-    """`profile_model` for every (model, resolution, mode), each record written as soon as it is made."""
+    """`profile_model` for every (model, resolution, mode, execution mode), each record written when made."""
     records = []
     for name in models:
         for resolution in resolutions:
             for mode in modes:
-                started = time.perf_counter()
-                record = profile_model(name, resolution, mode=mode, **settings)
-                records.append(record)
-                where = write_record(record, records_dir) if records_dir is not None else None
-                log(_summary_line(record, time.perf_counter() - started, where))
+                for exec_mode in exec_modes:
+                    started = time.perf_counter()
+                    record = profile_model(name, resolution, mode=mode, exec_mode=exec_mode, **settings)
+                    records.append(record)
+                    where = write_record(record, records_dir) if records_dir is not None else None
+                    log(_summary_line(record, time.perf_counter() - started, where))
     return records
 
 
 def _summary_line(record: dict, seconds: float, path: Path | None) -> str:
     cost = record["cost"]
     side = "x".join(str(value) for value in record["resolution"])
-    parts = [f"{record['model']['name']:<16} {side:>9} {cost['mode']:<5} {record['status']:<11}"]
+    execution = cost.get("exec", {})
+    parts = [f"{record['model']['name']:<16} {side:>9} {cost['mode']:<5} {execution.get('mode', 'eager'):<13} "
+             f"{record['status']:<11}"]
     if "macs" in cost:
         parts.append(f"{cost['macs'] / 1e9:9.2f} GMACs")
     if "latency_ms" in cost:
         parts.append(f"{cost['latency_ms']['median']:10.2f} ms  {cost['peak_memory_bytes'] / 2**20:9.1f} MiB")
+    if "utilisation" in cost:
+        use = cost["utilisation"]
+        mfu = f", MFU {use['mfu']:.1%}" if use["mfu"] is not None else ""
+        parts.append(f"{use['achieved_flops_per_s'] / 1e12:7.3f} TFLOP/s{mfu}")
+    if "compile_seconds" in execution:
+        parts.append(f"compile {execution['compile_seconds']:.1f} s, {execution['graph_breaks']} graph breaks")
     if record["error"]:
         parts.append(record["error"].splitlines()[0][:160])
     parts.append(f"({seconds:.1f} s{', ' + str(path) if path else ''})")

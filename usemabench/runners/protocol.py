@@ -3,6 +3,8 @@
 A protocol is loaded from `usemabench/runners/protocols/<name>.json` or from any JSON file path. Its hash
 covers the file's full contents (canonical JSON), so two records with the same protocol hash were trained
 by exactly the same recipe. Unknown or missing keys are errors naming the file, never silently ignored.
+The optional `execution` field (`runners.execution.EXEC_MODES`, default eager) says how the training steps
+run (channels_last, torch.compile); left out, it adds nothing to the contents, so older hashes stay.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from usemabench.core.hashing import content_hash
 from usemabench.core.schema import SchemaError, validate_protocol
+from usemabench.runners.execution import DEFAULT_EXEC, EXEC_MODES
 
 PROTOCOLS_DIR = Path(__file__).parent / "protocols"
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -84,6 +87,7 @@ class Protocol:
     evaluation: EvaluationConfig
     contents: dict[str, Any] = field(compare=False, repr=False)
     source: str = field(default="", compare=False)
+    execution: str = DEFAULT_EXEC
 
     @property
     def total_iterations(self) -> int:
@@ -145,6 +149,7 @@ def protocol_from_dict(contents: dict[str, Any], source: str = "protocol") -> Pr
     grad_clip = top["grad_clip_norm"]
     protocol = Protocol(
         name=str(top["name"]),
+        execution=str(top.get("execution", DEFAULT_EXEC)),
         description=str(top["description"]),
         budget=str(top["budget"]),
         resolution=_pair(top["resolution"], "resolution", source),
@@ -219,6 +224,7 @@ def _validate(protocol: Protocol, source: str) -> None:
          "num_workers and checkpoint_every_iterations must be >= 0"),
         (protocol.grad_clip_norm is None or protocol.grad_clip_norm > 0, "grad_clip_norm must be positive or null"),
         (len(protocol.seeds) > 0, "seeds must list at least one seed"),
+        (protocol.execution in EXEC_MODES, f"execution must be one of {EXEC_MODES}"),
     ]
     for ok, message in checks:
         if not ok:

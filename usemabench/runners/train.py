@@ -31,6 +31,7 @@ from usemabench.core.io import atomic_write_text
 from usemabench.runners.checkpoint import BEST, LAST, CheckpointError, load_checkpoint, save_checkpoint
 from usemabench.runners.data import training_loader
 from usemabench.runners.distributed import DistributedContext, barrier, mean_across_processes
+from usemabench.runners.execution import apply_exec, parse_exec
 from usemabench.runners.inference import validation_dice
 from usemabench.runners.losses import SegmentationLoss
 from usemabench.runners.optim import build_optimizer, build_scheduler
@@ -131,7 +132,11 @@ def train(
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats(device)
 
-    trained = _wrap_distributed(model, context, device, protocol)
+    # The protocol's execution mode (eager unless it says otherwise) runs the training steps; validation and
+    # checkpoints use `model` itself (channels_last converted its weights in place; the state_dict is the same).
+    trained = apply_exec(
+        model, parse_exec(protocol.execution), wrap=lambda prepared: _wrap_distributed(prepared, context, device, protocol)
+    )
     last_val_dice = state.log[-1]["val_dice"] if state.log else float("nan")
     while state.epoch < protocol.epochs:
         epoch_started = segment_started = time.perf_counter()
