@@ -178,3 +178,28 @@ def test_the_committed_report_fits_1400_px(browser):
     _open_every_fold(page)
     assert page.evaluate(OVERFLOWS) == []
     assert external == [] and errors == []
+
+
+@pytest.fixture(scope="module")
+def compare_page_file(fabricated_records, tmp_path_factory):
+    """The `usemabench compare` page of the fabricated records: unet against two references, one thing missing."""
+    from usemabench.leaderboard.aggregate import aggregate
+    from usemabench.leaderboard.compare import Missing, compare_page
+    from usemabench.leaderboard.store import load_records
+    from usemabench.reports.compare_html import compare_html
+
+    blocks = compare_page(aggregate(load_records(fabricated_records)), "unet", ["usema_s", "transunet"], "quick",
+                          [Missing("profile of unet at 1024x1024", "usemabench profile --model unet --resolution 1024")])
+    path = tmp_path_factory.mktemp("compare") / "unet_vs_usema_s.html"
+    path.write_text(compare_html(blocks), encoding="utf-8")
+    return path
+
+
+def test_the_compare_page_fits_1400_px_with_its_conventions_folded(browser, compare_page_file):
+    page, external, errors = open_page(browser, compare_page_file)
+    assert page.locator("table").count() >= 3
+    assert page.locator("details.how-to-read").get_attribute("open") is None
+    assert page.evaluate(OVERFLOWS) == []
+    _open_every_fold(page)
+    assert page.evaluate(OVERFLOWS) == []
+    assert external == [] and errors == []
