@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from usemabench.leaderboard.fields import BENCH_MEMORY_KEY, BENCH_SIZE_KEYS, BENCH_TIME_PATH, lookup
