@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from usemabench.datasets.errors import DatasetError
+from usemabench.datasets.imaging import describe_colour
 
 MASK_ENCODINGS = ("index", "threshold", "instances")
 
@@ -44,8 +45,9 @@ def stray_values(masks_holding: Mapping[int, int], masks: int) -> list[int]:
 
 
 def describe_values(values: np.ndarray | list[int], limit: int = 8) -> str:
+    """Raw mask values for a message: colour codes of RGB(A) masks as '#rrggbb' (see `imaging.colour_codes`)."""
     values = [int(value) for value in values]
-    shown = ", ".join(str(value) for value in values[:limit])
+    shown = ", ".join(describe_colour(value) for value in values[:limit])
     return shown + (f", ... ({len(values)} values)" if len(values) > limit else "")
 
 

@@ -73,13 +73,6 @@ def _name(value: int) -> str:
     return f"colour_{describe_colour(value)[1:]}" if value >= COLOUR_CODE_BASE else f"class_{value}"
 
 
-def _show(values: list[int], limit: int = 8) -> str:
-    if not any(v >= COLOUR_CODE_BASE for v in values):
-        return describe_values(values, limit)
-    shown = ", ".join(describe_colour(v) for v in values[:limit])
-    return shown + (f", ... ({len(values)} values)" if len(values) > limit else "")
-
-
 def _binary(label_map: dict[int, int] | None, encoding: str, reason: str, threshold: int = 127) -> InferredMasks:
     return InferredMasks(encoding, ("background", "foreground"), label_map, threshold, reason)
 
@@ -98,10 +91,10 @@ def classes_from_values(values: list[int], where: str) -> InferredMasks:
         label_map = {v: i for i, v in enumerate([0, *foreground])}
         return InferredMasks(
             "index", ("background", *(_name(v) for v in foreground)), label_map, 127,
-            f"values {_show(ordered)}: {len(foreground)} classes in increasing order (0 = background)",
+            f"values {describe_values(ordered)}: {len(foreground)} classes in increasing order (0 = background)",
         )  # fmt: skip
     raise DatasetError(
-        f"{where}: masks hold {len(ordered)} distinct values ({_show(ordered)}), too many to be classes; "
+        f"{where}: masks hold {len(ordered)} distinct values ({describe_values(ordered)}), too many to be classes; "
         "use ?encoding=instances (any value > 0 is foreground) or ?encoding=threshold&threshold=T (value > T)"
     )
 
@@ -122,7 +115,7 @@ def infer_masks(stats: MaskValues, where: str, *, classes_named: bool = False) -
         )
     if len(foreground) == 1:
         value = foreground[0]
-        return _binary({0: 0, value: 1}, "index", f"values 0 and {_show([value])} only: binary, {_show([value])} = foreground")
+        return _binary({0: 0, value: 1}, "index", f"values 0 and {describe_values([value])} only: binary, {describe_values([value])} = foreground")
     colours = any(v >= COLOUR_CODE_BASE for v in ordered)
     top = ordered[-1]
     if not colours and top >= 64:
