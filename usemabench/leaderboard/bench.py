@@ -1,8 +1,8 @@
 """`usemabench compare MODEL` (alias `bench`): the user's model beside reference models, in one command.
 
 A run (model, dataset, seed) counts for the comparison only when an ok eval record of it carries exactly
-this comparison's identity: protocol hash, split hash, model config hash and data hash (`dataset.data_hash`;
-a record without one matches only while this checkout writes none either). Such records are looked up in
+this comparison's identity: protocol hash, split hash, model config hash and data hash (`dataset.data_hash`,
+the content hash of the data's files and decoding options; equal or no match). Such records are looked up in
 the user's records folder and in the package's shipped reference records (`store.shipped_records_dir`),
 so the reference is never retrained when its results ship with the package. A near miss (another protocol
 version, split or data) is never pooled: that run is trained again here through `run_experiment`. Then
@@ -25,9 +25,9 @@ from usemabench.leaderboard.compare import Missing
 from usemabench.leaderboard.records import device_name, model_entry
 from usemabench.leaderboard.store import RecordSet
 from usemabench.profiler.profile import profile_sweep
+from usemabench.runners.defaults import RECORDS_DIR
 from usemabench.runners.errors import UsageError
 from usemabench.runners.experiment import ExperimentRequest, prepare, run_experiment
-from usemabench.runners.defaults import RECORDS_DIR
 from usemabench.runners.precision import resolve_device
 
 PROFILE_SETTINGS = {"repeats": 5, "warmup": 2, "batch": 1}
@@ -36,7 +36,8 @@ PROFILE_RESULTS = ("ok", "oom", "unsupported")  # a size that ran out of memory 
 
 @dataclass(frozen=True)
 class Identity:
-    """What a record must carry to be one run of this comparison (`key` is compared, the rest describes)."""
+    """What a record must carry to be one run of this comparison: `matches` compares the names and hashes; the
+    resolution, precision and channels are what profiling and the printed commands need."""
 
     model: str
     dataset: str
