@@ -28,6 +28,16 @@ EDGE_INTERIOR_SHARE = 0.3  # in-between values with fewer interior pixels than t
 SOLID_INTERIOR_SHARE = 0.5  # foreground values with more interior pixels than this form solid regions (objects)
 
 
+def _value_counts(values: np.ndarray) -> dict[int, int]:
+    """{value: count}; a bincount for 8/16-bit masks (several times faster than np.unique's sort)."""
+    if values.dtype.kind in "ub" and values.size and int(values.max()) < 1 << 16:
+        counts = np.bincount(values.ravel())
+        present = np.flatnonzero(counts)
+        return dict(zip(present.tolist(), counts[present].tolist()))
+    found, counts = np.unique(values, return_counts=True)
+    return dict(zip(found.tolist(), counts.tolist()))
+
+
 @dataclass
 class MaskValues:
     """Pixel counts per raw mask value over a dataset, and how many of those pixels are interior
@@ -39,13 +49,12 @@ class MaskValues:
     masks: int = 0
 
     def add(self, mask: np.ndarray) -> None:
-        values, counts = np.unique(mask, return_counts=True)
-        self.pixels.update(dict(zip(values.tolist(), counts.tolist())))
-        self.holding.update(values.tolist())
+        pixels = _value_counts(mask)
+        self.pixels.update(pixels)
+        self.holding.update(pixels.keys())
         centre = mask[1:-1, 1:-1]
         same = (centre == mask[:-2, 1:-1]) & (centre == mask[2:, 1:-1]) & (centre == mask[1:-1, :-2]) & (centre == mask[1:-1, 2:])
-        values, counts = np.unique(centre[same], return_counts=True)
-        self.interior.update(dict(zip(values.tolist(), counts.tolist())))
+        self.interior.update(_value_counts(centre[same]))
         self.masks += 1
 
     def without(self, values: list[int]) -> MaskValues:
