@@ -84,6 +84,9 @@ def test_given_split_errors_name_the_file(tmp_path: Path):
     unknown.write_text(json.dumps({"train": ["a", "b"], "test": ["zz"]}))
     with pytest.raises(DatasetError, match=r"unknown\.json: 1 listed case\(s\) are not in the data \(e\.g\. zz\)"):
         split_of(f"folder:{root}?split_file={unknown}")
+    with pytest.raises(DatasetError, match=r"missing\.csv: split file not found"):
+        get_dataset_spec(f"folder:{root}?split_file={tmp_path / 'missing.csv'}")
+    assert not (tmp_path / "missing.csv").exists(), "a mistyped given split is never written over"
     no_column = tmp_path / "bad.csv"
     no_column.write_text("case_id,comment\na,x\n")
     with pytest.raises(DatasetError, match=r"bad\.csv: no split column"):

@@ -44,6 +44,8 @@ def imported_split_path(given: str, name: str, uri: str) -> str:
     """Where the split of `?split_file=given` lives: `given` itself when it is (or will be) a usemabench split
     file, else a file in the cache named by the URI and the given file's content (an edit makes a new split)."""
     path = Path(given).expanduser().resolve()
+    if not path.exists() and path.suffix.lower() != ".json":  # only a usemabench split (.json) is written where named
+        raise DatasetError(f"{path}: split file not found (a given split must exist; a new usemabench split file ends in .json)")
     if not is_given_split(path):
         return str(path)
     return str(cache_dir() / "splits" / f"{slug(name)}-given-{file_sha256(path)[:8]}-{hashlib.sha256(uri.encode()).hexdigest()[:8]}.json")
