@@ -9,6 +9,12 @@
 #   mamba     build mamba-ssm's scan for this GPU, check triton and cuda against the reference, then all three
 #             scan backends with the tile sweep and per-kernel times in one run (about 7 minutes, not yet run;
 #             needs its sdist in .whl/src/, see build_mamba_ssm.sh)
+#   speed     issue 20's targets, one call: USEMA-S vs the CNN U-Net training step at 1024^2 (batch 1) in every
+#             execution mode, usema_s_full (flash SDPA) beside usema_s at 512/1024 (not yet run; sized by guess:
+#             torch.compile ~1 min per model and size on the GPU)
+#   speed_batch  the same at 256^2 with the gpu-short batch (16), and nnunet at 2048^2 for its MFU (not yet run)
+#   modes     every execution mode for the six leaderboard models at 256-2048, infer and train (several calls:
+#             pass MODES_MODELS to split it; not yet run)
 #   kernels = scan sema; profile = scaling extras
 # Usage: bash benchmarks/gpu/session.sh PHASE [PHASE...]; carry .whl and .gpu_data (compact DSB2018 copy).
 # Results come back as gpu_results.tgz; step times are in logs/steps.txt.
@@ -53,6 +59,31 @@ scaling() {
   done
 }
 
+EXEC_ALL=eager,channels_last,compile,channels_last+compile
+
+profile_exec() {  # profile_exec STEP SECONDS MODELS RESOLUTIONS MODE BATCH EXEC: bf16 profiles in execution modes
+  local name=$1 limit=$2 models=$3 resolutions=$4 mode=$5 batch=$6 exec=$7
+  step "$name" "$limit" python3 -m usemabench profile --models "$models" --resolutions "$resolutions" --batch "$batch" \
+    --device cuda --precision bf16 --mode "$mode" --exec "$exec" --repeats 5 --warmup 2 --records-dir "$RECORDS/profile"
+}
+
+speed() {
+  profile_exec speed_usema_s_1024 200 usema_s 1024 train 1 "$EXEC_ALL"
+  profile_exec speed_nnunet_1024 150 nnunet 1024 train 1 "$EXEC_ALL"
+  profile_exec speed_full_vs_sema 90 usema_s_full,usema_s 512,1024 train 1 eager
+}
+
+speed_batch() {
+  profile_exec speed_b16_256 200 usema_s,nnunet 256 train 16 "$EXEC_ALL"
+  profile_exec speed_nnunet_2048 150 nnunet 2048 train 1 channels_last,channels_last+compile
+}
+
+modes() {
+  for model in ${MODES_MODELS:-usema_t usema_s usema_s_full nnunet umamba_bot transunet}; do
+    profile_exec "modes_$model" 500 "$model" 256,512,1024,2048 both 1 "$EXEC_ALL"
+  done
+}
+
 extras() {
   profile_models profile_plain_attention 60 usema_s_full 256,512,1024 train --sdpa math
   profile_models profile_vmunet_triton 60 vmunet 256,512,1024 both
@@ -60,10 +91,10 @@ extras() {
 
 for phase in "$@"; do
   case "$phase" in
-    scan|sema|mamba|train|scaling|extras) "$phase" ;;
+    scan|sema|mamba|train|scaling|extras|speed|speed_batch|modes) "$phase" ;;
     kernels) scan; sema ;;
     profile) scaling; extras ;;
-    *) echo "unknown phase $phase (scan, sema, mamba, train, scaling, extras, kernels, profile)"; exit 2 ;;
+    *) echo "unknown phase $phase (scan, sema, mamba, train, scaling, extras, speed, speed_batch, modes, kernels, profile)"; exit 2 ;;
   esac
 done
 cat "$RESULTS/logs/steps.txt"

@@ -121,3 +121,40 @@ def test_an_unknown_execution_in_a_protocol_names_the_file(tmp_path) -> None:
     path = _protocol_file(tmp_path, execution="turbo")
     with pytest.raises(ProtocolError, match=f"{path}.*execution must be one of"):
         load_protocol(path)
+
+
+def test_training_runs_its_steps_in_the_protocol_execution_mode(tmp_path, monkeypatch) -> None:
+    """channels_last from the protocol: train() prepares the model in that mode and trains through it; the
+    weights end equal to an eager run's up to rounding, under the same state_dict keys."""
+    from runner_helpers import BlobDataset, TinyNet
+
+    import usemabench.runners.train as train_module
+    from usemabench.runners.protocol import protocol_from_dict
+    from usemabench.runners.seeding import seed_everything
+
+    prepared_in = []
+
+    def recording_apply_exec(model, mode, wrap=None):
+        prepared_in.append(mode.name)
+        return apply_exec(model, mode, wrap)
+
+    monkeypatch.setattr(train_module, "apply_exec", recording_apply_exec)
+    models = {}
+    for execution in ("eager", "channels_last"):
+        contents = {**load_protocol("quick").contents, "resolution": [32, 32], "batch_size": 4, "epochs": 1,
+                    "iterations_per_epoch": 3, "schedule": {"name": "poly", "power": 0.9, "warmup_iterations": 1}}
+        if execution != "eager":
+            contents["execution"] = execution
+        seed_everything(0)
+        models[execution] = TinyNet(width=8)
+        result = train_module.train(
+            models[execution], BlobDataset(augment=True), BlobDataset(count=4, seed=1),
+            protocol_from_dict(contents, source="test protocol"), seed=0, run_dir=tmp_path / execution,
+            num_classes=2, device=torch.device("cpu"), progress=False,
+        )
+        assert result.steps == 3
+    assert prepared_in == ["eager", "channels_last"]
+    eager, converted = models["eager"].state_dict(), models["channels_last"].state_dict()
+    assert list(eager) == list(converted)
+    for key in eager:
+        torch.testing.assert_close(converted[key], eager[key], rtol=1e-4, atol=1e-5, msg=key)
