@@ -193,8 +193,9 @@ def test_leaderboard_costs_use_batch_1_at_the_runs_precision(fabricated_records,
 @pytest.mark.parametrize(("section", "field", "dataset", "protocol"), [
     ("protocol", "hash", "toy", "quick [protocol 012345]"),
     ("dataset", "split_hash", "toy [split 012345]", "quick"),
+    ("dataset", "data_hash", "toy [data 012345]", "quick"),
 ])
-def test_runs_of_another_protocol_or_split_get_their_own_board(fabricated_records, tmp_path, section, field, dataset, protocol):
+def test_runs_of_another_protocol_split_or_data_get_their_own_board(fabricated_records, tmp_path, section, field, dataset, protocol):
     records = shutil.copytree(fabricated_records, tmp_path / "records")
     _rewrite(records.glob("toy/unet/seed*/*.json"), lambda record: record[section].update({field: "0123456789ab"}))
     leaderboard = aggregate(load_records(records))

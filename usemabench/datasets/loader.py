@@ -14,7 +14,7 @@ from usemabench.datasets.cases import load_case
 from usemabench.datasets.errors import DatasetError
 from usemabench.datasets.regions import describe_ignored, region_file
 from usemabench.datasets.spec import DatasetSpec, get_dataset_spec, list_datasets
-from usemabench.datasets.splits import check_split_matches_data, ensure_split_file, spec_sources
+from usemabench.datasets.splits import check_split_matches_data, ensure_split_file, spec_sources, split_entry
 from usemabench.datasets.transforms import normalize_image
 from usemabench.datasets.verify import verify_cases
 
@@ -81,10 +81,5 @@ class SegmentationDataset(Dataset):
         return describe_ignored(region[0] if region else None, self.spec.ignore_index)
 
     def record_entry(self) -> dict[str, Any]:
-        """The `dataset` field of a record: name, source, split and split hash."""
-        return {
-            "name": self.spec.name,
-            "source": self.spec.source_for(self.split),
-            "split": self.split,
-            "split_hash": self.split_file.split_hash,
-        }
+        """The `dataset` field of a record: name, source, split, split file and hash."""
+        return split_entry(self.spec, self.split)

@@ -26,6 +26,7 @@ import numpy as np
 from usemabench.datasets.errors import DatasetError
 from usemabench.datasets.imaging import IMAGE_SUFFIXES, is_image_file, pil_to_image_array, pil_to_mask_array, read_image, read_mask
 from usemabench.datasets.locations import expand_data_placeholder
+from usemabench.datasets.regions import region_file
 from usemabench.datasets.source_options import check_source_options
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,11 @@ class Source(ABC):
     def problems(self) -> list[str]:
         """Problems of the source as a whole (masks without images, ambiguous file names)."""
         return []
+
+    def case_files(self, case_id: str) -> dict[str, Path] | None:
+        """{role: file} of every file `read_pair` reads for `case_id` (what the data hash covers), or None
+        for a source that is not file-backed (its decoded arrays are hashed instead)."""
+        return None
 
     def native_splits(self) -> dict[str, str]:
         """case id -> 'train' | 'val' | 'test' where the source itself defines splits (part folders, HF splits)."""
@@ -195,6 +201,15 @@ class FolderSource(Source):
     def problems(self) -> list[str]:
         return list(self._problems)
 
+    def case_files(self, case_id: str) -> dict[str, Path] | None:
+        files = {"image": self.images[case_id]}
+        if case_id in self.masks:
+            files["mask"] = self.masks[case_id]
+            region = region_file(self.masks[case_id], case_id)  # a fov/ or ignore/ mask: part of the data too
+            if region is not None:
+                files[region[0]] = region[1]
+        return files
+
     def read_pair(self, case_id: str, mask_first_channel: bool = False) -> RawPair:
         if case_id not in self.images:
             raise DatasetError(f"{self.root}: no image for case '{case_id}' in images/")
@@ -268,6 +283,12 @@ class NnUNetSource(Source):
 
     def problems(self) -> list[str]:
         return list(self._problems)
+
+    def case_files(self, case_id: str) -> dict[str, Path] | None:
+        files = {f"image_{index:04d}": path for index, path in self.channel_files[case_id].items()}
+        if case_id in self.labels:
+            files["label"] = self.labels[case_id]
+        return files
 
     def read_pair(self, case_id: str, mask_first_channel: bool = False) -> RawPair:
         files = self.channel_files.get(case_id)

@@ -386,3 +386,15 @@ def split_info(spec: DatasetSpec) -> dict[str, Any]:
         "split_hash": split_file.split_hash,
         "counts": {name: len(cases) for name, cases in split_file.splits.items()},
     }
+
+
+def split_entry(spec: DatasetSpec, split: str) -> dict[str, Any]:
+    """The `dataset` field of a record about one split: name, source, split, its file and hash."""
+    split_file = ensure_split_file(spec)
+    return {
+        "name": spec.name,
+        "source": spec.source_for(split),
+        "split": split,
+        "split_file": split_file.display_path,
+        "split_hash": split_file.split_hash,
+    }

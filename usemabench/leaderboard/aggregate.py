@@ -82,7 +82,8 @@ def _with_labels(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _split_by_hash(frame: pd.DataFrame, column: str, hash_column: str, kind: str, within: list[str]) -> pd.Series:
     """`column`, plus " [kind <short hash>]" where one value covers several hashes within `within`, so that
-    runs of an edited protocol, another split or another model config are never pooled under one name."""
+    runs of an edited protocol, another split, other data (content hash; "none" for records made before it)
+    or another model config are never pooled under one name."""
     hashes = frame[hash_column].map(lambda value: value[:HASH_CHARS] if isinstance(value, str) and value else "none")
     counts = frame.assign(_hash=hashes).groupby([*within, column], sort=False, dropna=False)["_hash"].transform("nunique")
     return frame[column].where(counts.le(1), frame[column] + f" [{kind} " + hashes + "]")
@@ -91,11 +92,12 @@ def _split_by_hash(frame: pd.DataFrame, column: str, hash_column: str, kind: str
 def _comparable_labels(evals: pd.DataFrame, trains: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both tables with dataset, protocol and model labels that differ wherever the hashes do (see
     `_split_by_hash`), and `model_name`, the registered name behind a model label."""
-    columns = ["dataset", "protocol", "model", "protocol_hash", "split_hash", "model_config_hash"]
-    runs = _with_labels(pd.concat([evals[columns], trains[columns]], ignore_index=True))
+    columns = ["dataset", "protocol", "model", "protocol_hash", "split_hash", "data_hash", "model_config_hash"]
+    runs = _with_labels(pd.concat([evals.reindex(columns=columns), trains.reindex(columns=columns)], ignore_index=True))
     runs["model_name"] = runs["model"]
     runs["protocol"] = _split_by_hash(runs, "protocol", "protocol_hash", "protocol", [])
     runs["dataset"] = _split_by_hash(runs, "dataset", "split_hash", "split", ["protocol"])
+    runs["dataset"] = _split_by_hash(runs, "dataset", "data_hash", "data", ["protocol"])
     runs["model"] = _split_by_hash(runs, "model", "model_config_hash", "config", ["dataset", "protocol"])
     labels = {column: runs[column].to_numpy() for column in ("dataset", "protocol", "model", "model_name")}
     return (

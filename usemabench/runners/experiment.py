@@ -1,7 +1,10 @@
 """One experiment = train + evaluate + two records (`usemabench run --model M --dataset D --protocol P --seed S`).
 
 The run folder `runs/<model>/<dataset>/<protocol>/seed<S>` holds the checkpoints and the epoch log; the
-same command resumes an interrupted run from it. Records go to `records_dir`: a train record (its log CSV
+same command resumes an interrupted run from it, but only when the run's identity matches: model config,
+protocol, split, precision and the data's content hash (`datasets/fingerprint.py`; `data.json` in the run
+folder says what changed when it does not). Names that become folders must be plain (`core/names.py`).
+Records go to `records_dir`: a train record (its log CSV
 beside it) and an eval record (per-case CSV and PNGs beside it). A failure during training or evaluation
 writes the record of that stage with status `failed` (or `oom`) and the error, so a sweep shows it instead
 of a gap; bad arguments (unknown model, dataset or protocol, a config the model does not take) fail before
@@ -10,6 +13,7 @@ anything is written.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import traceback
@@ -19,9 +23,12 @@ from typing import Any
 
 import torch
 
-from usemabench.datasets import SegmentationDataset, eval_transform, get_dataset_spec, split_info, training_transform
+from usemabench.datasets import SegmentationDataset, eval_transform, get_dataset_spec, training_transform
+from usemabench.datasets.fingerprint import DataFingerprint, dataset_fingerprint
 from usemabench.datasets.spec import DatasetSpec
-from usemabench.core.io import atomic_write_text
+from usemabench.datasets.splits import split_entry
+from usemabench.core.io import atomic_write_json, atomic_write_text
+from usemabench.core.names import UnsafeNameError, plain_name
 from usemabench.leaderboard.records import (
     environment_info, holds_ok_record, make_record, model_entry, record_filename, write_record,
 )
@@ -36,6 +43,8 @@ from usemabench.runners.protocol import Protocol, load_protocol
 from usemabench.runners.seeding import derive_seed, seed_everything
 from usemabench.runners.train import TrainResult, train
 from usemabench.zoo.registry import count_parameters, create_model
+
+DATA_FINGERPRINT = "data.json"  # in the run folder: the data the run was trained on (`_claim_run_dir`)
 
 
 @dataclass(frozen=True)
@@ -73,18 +82,24 @@ class Prepared:
     device: torch.device
     precision: str
     precision_override: str | None
+    data: DataFingerprint
 
     @property
     def run_dir(self) -> Path:
+        """`runs_dir/<model>/<dataset>/<protocol>/seed<S>`; every part was checked by `plain_name` in `prepare`."""
         name = self.request.model
         if self.request.model_overrides:
             name += "-" + model_entry(name, self.model_config)["config_hash"]
-        return Path(self.request.runs_dir) / _slug(name) / _slug(self.spec.name) / _slug(self.protocol.name) / f"seed{self.request.seed}"
+        return Path(self.request.runs_dir) / name / self.spec.name / self.protocol.name / f"seed{self.request.seed}"
 
-    def record_fields(self, dataset: dict, backends: dict | None = None) -> dict:
+    def dataset_entry(self, split: str) -> dict:
+        """The `dataset` field of every record of this run (train, eval, failed): one shape, so one file name."""
+        return {**split_entry(self.spec, split), "data_hash": self.data.data_hash}
+
+    def record_fields(self, split: str, backends: dict | None = None) -> dict:
         return {
             "model": model_entry(self.request.model, self.model_config),
-            "dataset": dataset,
+            "dataset": self.dataset_entry(split),
             "protocol": self.protocol.record_entry(self.precision_override),
             "seed": self.request.seed,
             "resolution": list(self.protocol.resolution),
@@ -92,21 +107,22 @@ class Prepared:
         }
 
 
-def _slug(text: str) -> str:
-    return "".join(character if character.isalnum() or character in "._-" else "_" for character in text)
-
-
 def prepare(request: ExperimentRequest) -> Prepared:
     protocol = load_protocol(request.protocol)
     spec = get_dataset_spec(request.dataset)
     info = registered_model(request.model)
+    try:
+        for name, what in ((request.model, "model name"), (spec.name, "dataset name"), (protocol.name, "protocol name")):
+            plain_name(name, what)
+    except UnsafeNameError as error:
+        raise UsageError(str(error)) from None
     context = init_distributed()
     device = resolve_device(request.device, context.local_rank)
     requested, override_key = protocol.precision_for(request.model, info.family)
     precision = resolve_precision(requested, device)
     config = {"in_channels": spec.in_channels, "num_classes": spec.num_classes, **info.default_config, **request.model_overrides}
     override = f"{override_key}: {requested}" if override_key else None
-    return Prepared(request, protocol, spec, config, context, device, precision, override)
+    return Prepared(request, protocol, spec, config, context, device, precision, override, dataset_fingerprint(spec))
 
 
 def run_experiment(request: ExperimentRequest) -> ExperimentOutcome:
@@ -121,6 +137,7 @@ def run_experiment(request: ExperimentRequest) -> ExperimentOutcome:
     test_set = SegmentationDataset(spec, "test", eval_transform(spec))
     if "train" not in request.stages and not (prepared.run_dir / checkpoint_name(protocol)).is_file():
         raise FileNotFoundError(f"no {checkpoint_name(protocol)} in {prepared.run_dir}: train this combination first")
+    _claim_run_dir(prepared)
     seed_everything(derive_seed(request.seed, "model"))
     try:
         model = create_model(request.model, spec.in_channels, spec.num_classes, **request.model_overrides)
@@ -135,14 +152,14 @@ def run_experiment(request: ExperimentRequest) -> ExperimentOutcome:
             result = train(
                 model, train_set, val_set, protocol,
                 seed=request.seed, run_dir=prepared.run_dir, num_classes=spec.num_classes, device=prepared.device,
-                precision=prepared.precision, eval_policy=spec.eval_policy, identity=_identity(prepared, train_set),
+                precision=prepared.precision, eval_policy=spec.eval_policy, identity=_identity(prepared),
                 metadata={"preprocessing": preprocessing(spec, protocol)}, context=prepared.context,
                 progress=request.progress,
             )
             if not prepared.context.is_main:
                 return outcome
             backends = _backends(prepared, model)
-            train_path = _write_train_record(prepared, model, result, train_set, backends, time.perf_counter() - started)
+            train_path = _write_train_record(prepared, model, result, backends, time.perf_counter() - started)
             outcome = ExperimentOutcome("ok", train_path)
         if "evaluate" in request.stages and prepared.context.is_main:
             stage = "evaluation"
@@ -152,7 +169,7 @@ def run_experiment(request: ExperimentRequest) -> ExperimentOutcome:
     except Exception as error:  # noqa: BLE001 - recorded, then reported by the caller
         if not prepared.context.is_main:
             raise
-        return _record_failure(prepared, stage, error, train_set, test_set)
+        return _record_failure(prepared, stage, error)
     return outcome
 
 
@@ -203,24 +220,42 @@ def _evaluate(prepared: Prepared, model: torch.nn.Module, test_set: Segmentation
         "epoch": payload["epoch"] if path.name == BEST else payload["loop"]["epoch"],
     }
     files = {"train_record": train_path.name} if train_path is not None else {}
-    eval_path = write_eval_record(
-        evaluation, prepared.request.records_dir, **prepared.record_fields(test_set.record_entry(), backends), files=files
-    )
+    eval_path = write_eval_record(evaluation, prepared.request.records_dir, **prepared.record_fields("test", backends), files=files)
     return ExperimentOutcome("ok", train_path, eval_path, metrics=evaluation.metrics)
 
 
-def _identity(prepared: Prepared, train_set: SegmentationDataset) -> dict:
-    """What a checkpoint must match to be resumed: the model config, the data split, the precision."""
+def _identity(prepared: Prepared) -> dict:
+    """What a checkpoint must match to be resumed: the model config, the split, the data's content, the precision."""
     return {
         "model": prepared.request.model,
         "model_config_hash": model_entry(prepared.request.model, prepared.model_config)["config_hash"],
         "dataset": prepared.spec.name,
-        "split_hash": train_set.record_entry()["split_hash"],
+        "split_hash": prepared.dataset_entry("train")["split_hash"],
+        "data_hash": prepared.data.data_hash,
         "precision": prepared.precision,
     }
 
 
-def _write_train_record(prepared: Prepared, model, result: TrainResult, train_set, backends: dict, wall_seconds: float) -> Path:
+def _claim_run_dir(prepared: Prepared) -> None:
+    """Write the data fingerprint into a new run folder, or refuse to resume (or evaluate) one trained on other data.
+
+    The checkpoint's identity holds only the data hash; the fingerprint beside it says what changed.
+    """
+    path = prepared.run_dir / DATA_FINGERPRINT
+    has_checkpoint = any((prepared.run_dir / name).is_file() for name in (LAST, BEST))
+    if has_checkpoint and path.is_file():
+        earlier = DataFingerprint.from_json(json.loads(path.read_text(encoding="utf-8")))
+        if earlier.data_hash != prepared.data.data_hash:
+            changes = "; ".join(prepared.data.changes_from(earlier)) or "the data hash"
+            raise UsageError(
+                f"{prepared.run_dir} was trained on other data than dataset '{prepared.spec.name}' holds now "
+                f"({changes}); it is not resumed. Delete that folder to train afresh, or pass another --runs-dir"
+            )
+    elif prepared.context.is_main and "train" in prepared.request.stages:
+        atomic_write_json(path, prepared.data.to_json())
+
+
+def _write_train_record(prepared: Prepared, model, result: TrainResult, backends: dict, wall_seconds: float) -> Path:
     records_dir = Path(prepared.request.records_dir)
     total, trainable = count_parameters(model)
     iterations = prepared.protocol.total_iterations
@@ -237,12 +272,14 @@ def _write_train_record(prepared: Prepared, model, result: TrainResult, train_se
         cost={
             "params": {"total": total, "trainable": trainable},
             "train_seconds": round(result.train_seconds, 3),
-            "wall_seconds": round(wall_seconds, 3),
+            # this process's wall time plus the training time of those it resumed (their set-up time is unknown),
+            # so a resumed run never shows less wall time than training time
+            "wall_seconds": round(wall_seconds + result.resumed_train_seconds, 3),
             "iterations_per_second": round(iterations / result.train_seconds, 3) if result.train_seconds else None,
             **result.memory,
             "processes": prepared.context.world_size,
         },
-        **prepared.record_fields({**train_set.record_entry(), "split_file": split_info(prepared.spec)["split_file"]}, backends),
+        **prepared.record_fields("train", backends),
     )
     filename = record_filename(record)
     if result.steps == result.resumed_from_step and holds_ok_record(records_dir / filename):
@@ -253,12 +290,12 @@ def _write_train_record(prepared: Prepared, model, result: TrainResult, train_se
     return write_record(record, records_dir, filename)
 
 
-def _record_failure(prepared: Prepared, stage: str, error: Exception, train_set, test_set) -> ExperimentOutcome:
+def _record_failure(prepared: Prepared, stage: str, error: Exception) -> ExperimentOutcome:
     """The record of the stage that failed, only: a training that failed leaves no eval record (none ran)."""
     status = "oom" if isinstance(error, torch.cuda.OutOfMemoryError) else "failed"
     message = f"{stage} failed: {type(error).__name__}: {error}"
     detail = "".join(traceback.format_exception(error, limit=-3))
-    kind, dataset = ("train", train_set) if stage == "training" else ("eval", test_set)
-    record = make_record(kind, status=status, error=f"{message}\n{detail}", **prepared.record_fields(dataset.record_entry()))
+    kind, split = ("train", "train") if stage == "training" else ("eval", "test")
+    record = make_record(kind, status=status, error=f"{message}\n{detail}", **prepared.record_fields(split))
     path = write_record(record, prepared.request.records_dir)
     return ExperimentOutcome(status, path if kind == "train" else None, path if kind == "eval" else None, message)

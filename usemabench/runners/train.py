@@ -78,6 +78,7 @@ class TrainResult:
     train_seconds: float
     memory: dict[str, Any]  # the record's memory fields: what was measured and how
     resumed_from_step: int | None
+    resumed_train_seconds: float = 0.0  # training time of the processes this one resumed
 
     @property
     def log_path(self) -> Path:
@@ -127,6 +128,7 @@ def train(
         resumed_from = state.step
     else:
         seed_everything(derive_seed(seed, "train"))
+    resumed_seconds = state.train_seconds
     if device.type == "cuda":
         # Fixed training shapes: let cuDNN pick its fastest kernels (GPU runs are not bitwise anyway).
         torch.backends.cudnn.benchmark = True
@@ -225,6 +227,7 @@ def train(
         train_seconds=state.train_seconds,
         memory=state.memory,
         resumed_from_step=resumed_from,
+        resumed_train_seconds=resumed_seconds,
     )
 
 
