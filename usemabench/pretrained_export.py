@@ -1,7 +1,7 @@
 """A finished run becomes a pretrained manifest entry; `publish` pushes the Hub entries not yet pushed.
 
 `add_run` reads a run's checkpoint and its train and eval records and writes the weights as safetensors
-(optionally fp16): beside the manifest for a packaged entry (shipped in the wheel, loaded offline), or as a
+(fp16 on request, when the test Dice, re-evaluated, moves by at most 0.002): beside the manifest for a packaged entry (shipped in the wheel, loaded offline), or as a
 Hub weights folder (config.json, model.safetensors, model card) under a staging folder for an entry to be
 published. The entry records what the weights expect and what they were shown to do (the train record's
 sha256, the test Dice). `publish` uploads each Hub entry whose revision is still unset and pins the commit.
@@ -13,18 +13,44 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+import torch
 from safetensors.torch import save_file
 
 from usemabench.core.io import atomic_write_json, file_sha256
 from usemabench.core.names import plain_name
+from usemabench.datasets import SegmentationDataset, eval_transform, get_dataset_spec
 from usemabench.hub import WEIGHTS_NAME, half_state_dict, model_config, push_folder_commit, save_pretrained
 from usemabench.hub_commands import find_run_records
 from usemabench.model_card import build_model_card, dataset_terms
 from usemabench.runners.errors import UsageError
+from usemabench.runners.evaluate import evaluate_model
 from usemabench.runners.weights import load_weights
+from usemabench.zoo.loading import build_from_spec, load_state
 from usemabench.zoo.pretrained import MANIFEST_PATH, PretrainedCfg, load_manifest, manifest_payload
 
 DEFAULT_STAGING_DIR = Path("weights-staging")
+FP16_DICE_TOLERANCE = 0.002  # fp16 weights ship only when the test Dice moves by no more than this
+
+
+def reevaluate_test_dice(model: torch.nn.Module, preprocessing: dict) -> float:
+    """Mean Dice on the test split of the weights' dataset, prepared as training prepared it (CPU, fp32)."""
+    spec = get_dataset_spec(preprocessing["dataset"])
+    evaluation = evaluate_model(
+        model, SegmentationDataset(spec, "test", eval_transform(spec)), class_names=spec.class_names,
+        resolution=tuple(preprocessing["resolution"]), policy=preprocessing["eval_policy"], device=torch.device("cpu"),
+        saved_cases=0, progress=False,
+    )
+    return float(evaluation.metrics["dice"]["mean"])
+
+
+def check_fp16(model: torch.nn.Module, preprocessing: dict, name: str) -> None:
+    """Refuse fp16 weights whose test Dice differs from the fp32 weights' by more than FP16_DICE_TOLERANCE."""
+    rounded = build_from_spec(model.usemabench_spec, name)
+    load_state(rounded, half_state_dict(model), name)  # fp16 values, cast back into an fp32 model
+    full, half = reevaluate_test_dice(model.eval(), preprocessing), reevaluate_test_dice(rounded.eval(), preprocessing)
+    if abs(half - full) > FP16_DICE_TOLERANCE:
+        raise UsageError(f"{name}: fp16 weights change the test Dice from {full:.4f} to {half:.4f} (more than "
+                         f"{FP16_DICE_TOLERANCE}); add it without --fp16")
 
 
 def check_tag(tag: str) -> str:
@@ -68,6 +94,8 @@ def add_run(
     preprocessing = loaded.preprocessing
     data_license, _ = dataset_terms(evaluation.get("dataset") or {})
     dtype = "float16" if fp16 else "float32"
+    if fp16:
+        check_fp16(model, preprocessing, name)
     if hub_id is None:
         file_name = f"{name}.safetensors"
         weights_path = manifest.parent / file_name

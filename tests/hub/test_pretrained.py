@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import usemabench
+from usemabench import pretrained_export
 from usemabench import create_model, list_pretrained
 from usemabench.cli import main
 from usemabench.core.io import file_sha256
@@ -97,6 +98,15 @@ def test_fp16_weights_are_half_the_size_and_load_into_fp32(tiny_run, manifest: P
     assert (half_logits.argmax(1) == full_logits.argmax(1)).float().mean() > 0.99
     with pytest.raises(ManifestError, match="has no default pretrained weights; choose one of usema_tiny.full, usema_tiny.half"):
         create_model("usema_tiny", pretrained=True)
+
+
+@pytest.mark.slow
+def test_fp16_is_refused_when_it_moves_the_test_dice(tiny_run, manifest: Path, monkeypatch, capsys) -> None:
+    run_dir, records = tiny_run
+    monkeypatch.setattr(pretrained_export, "FP16_DICE_TOLERANCE", -1.0)  # any change, even none, is too much
+    assert add(run_dir, records, manifest, "--tag", "half", "--fp16") == 1
+    assert "usema_tiny.half: fp16 weights change the test Dice from" in capsys.readouterr().err
+    assert list_pretrained() == [] and not (manifest.parent / "usema_tiny.half.safetensors").exists()
 
 
 @pytest.mark.slow

@@ -6,12 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from usemabench import create_model
 from usemabench.cli import main
-from usemabench.datasets import SegmentationDataset, eval_transform, get_dataset_spec
-from usemabench.runners.evaluate import evaluate_model
+from usemabench.pretrained_export import reevaluate_test_dice
 from usemabench.zoo.pretrained import MANIFEST_PATH, PretrainedCfg, get_pretrained_cfg, load_manifest
 
 TOLERANCE = 0.005
@@ -19,15 +17,7 @@ SHIPPED = sorted(name for name, cfg in load_manifest(MANIFEST_PATH).items() if c
 
 
 def reevaluated_dice(cfg: PretrainedCfg) -> float:
-    """Mean test Dice of the entry's weights on its dataset's test split, prepared as training prepared it."""
-    spec = get_dataset_spec(cfg.dataset)
-    model = create_model(cfg.name, pretrained=True)
-    evaluation = evaluate_model(
-        model, SegmentationDataset(spec, "test", eval_transform(spec)), class_names=spec.class_names,
-        resolution=tuple(cfg.resolution), policy=cfg.preprocessing["eval_policy"], device=torch.device("cpu"),
-        saved_cases=0, progress=False,
-    )
-    return float(evaluation.metrics["dice"]["mean"])
+    return reevaluate_test_dice(create_model(cfg.name, pretrained=True), cfg.preprocessing)
 
 
 @pytest.mark.slow
