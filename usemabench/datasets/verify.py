@@ -93,7 +93,7 @@ def resize_ceiling_dice(spec: DatasetSpec, mask: np.ndarray, resolution: tuple[i
     target = training_transform(spec, resolution, "none")(tv_tensors.Mask(labels)).as_subclass(torch.Tensor)
     logits = F.one_hot(target.clamp_min(0), spec.num_classes).permute(2, 0, 1)[None].float()
     restore = restore_letterbox if spec.eval_policy == "letterbox" else restore_prediction
-    prediction = restore(logits, tuple(labels.shape))[0].argmax(0)
+    prediction = restore(logits, tuple(labels.shape))[0].max(0).indices  # = argmax(0), first on ties; ~10x faster on CPU
     scored = labels != IGNORE_INDEX
     scores = []
     for class_index in range(1, spec.num_classes):
