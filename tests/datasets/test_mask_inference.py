@@ -48,9 +48,25 @@ def test_antialiased_masks_are_thresholded_not_instances(tmp_path: Path, caplog)
         spec = get_dataset_spec(f"folder:{root}")
     assert spec.mask_encoding == "threshold" and spec.mask_threshold == 127 and spec.class_names == ("background", "foreground")
     assert "anti-aliased" in caplog.text and "on region edges" in caplog.text
+    assert "?encoding=index" not in caplog.text, "not offered: with this many values it would not load"
+    with pytest.raises(DatasetError, match="too many to be classes"):
+        get_dataset_spec(f"folder:{root}?encoding=index")
     for item in loads(f"folder:{root}"):
         expected = pairs[int(item["case_id"].split("_")[1])][1]
         assert np.array_equal(item["mask"].numpy(), expected)
+
+
+def test_few_edge_levels_are_thresholded_and_the_classes_hint_loads(tmp_path: Path):
+    masks = []
+    for index in range(4):
+        mask = np.zeros((24, 24), dtype=np.uint8)
+        mask[6 : 16 + index, 6:18] = 255
+        mask[5, 6:18], mask[16 + index, 6:18], mask[6 : 16 + index, 5], mask[6 : 16 + index, 18] = 64, 128, 191, 128
+        masks.append(mask)
+    root = write(tmp_path / "edges", masks, image_size=24)
+    spec = get_dataset_spec(f"folder:{root}")
+    assert spec.mask_encoding == "threshold" and "(if the values are classes: ?encoding=index)" in spec.description
+    assert loads(f"folder:{root}?encoding=index") is not None, "the hint offered loads"
 
 
 def test_jpeg_masks_are_read_by_their_first_channel_and_thresholded(tmp_path: Path):

@@ -158,6 +158,11 @@ def test_verify_warns_on_grouped_names_and_the_hinted_option_works(tmp_path: Pat
     assert not sequences["test"] & sequences["train"] and not sequences["val"] & sequences["train"]
     assert main(["datasets", "verify", f"folder:{root}?group_by={hint}"]) == 0
     assert "groups: 6 by" in capsys.readouterr().out
+    command_hint = output.split("--group-by '", 1)[1].split("'", 1)[0]
+    out = tmp_path / "grouped.json"
+    assert main(["datasets", "split", f"folder:{root}", "--group-by", command_hint, "--out", str(out)]) == 0
+    cli_sequences = {name: {case.split("_")[0] for case in cases} for name, cases in read_split_file(out).splits.items()}
+    assert not cli_sequences["test"] & cli_sequences["train"] and not cli_sequences["val"] & cli_sequences["train"]
 
 
 def test_verify_reports_an_existing_split_that_cuts_a_group(tmp_path: Path, capsys):

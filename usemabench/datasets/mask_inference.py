@@ -139,11 +139,12 @@ def infer_masks(stats: MaskValues, where: str, *, classes_named: bool = False) -
             and (not between or edge_share < EDGE_INTERIOR_SHARE)
         ):
             threshold = top // 2
+            # offered only where it loads: ?encoding=index maps at most MAX_INFERRED_CLASSES values
+            as_classes = " (if the values are classes: ?encoding=index)" if len(ordered) <= MAX_INFERRED_CLASSES else ""
             return _binary(
                 None, "threshold",
                 f"{len(ordered)} gray values from 0 to {top}, those in between on region edges ({edge_share:.0%} of their "
-                f"pixels interior): anti-aliased or compressed binary masks, foreground = value > {threshold} "
-                "(if the values are classes: ?encoding=index)",
+                f"pixels interior): anti-aliased or compressed binary masks, foreground = value > {threshold}{as_classes}",
                 threshold,
             )  # fmt: skip
     if len(ordered) > MAX_INFERRED_CLASSES:
