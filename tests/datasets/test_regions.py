@@ -142,3 +142,11 @@ def test_an_ignore_value_above_the_threshold_never_becomes_foreground(tmp_path):
 def test_a_negative_ignore_value_is_refused():
     with pytest.raises(DatasetError, match="ignore_index must be a raw mask value >= 0"):
         replace(get_dataset_spec("synthetic"), ignore_index=-3)
+
+
+def test_the_region_file_is_one_of_the_files_a_case_is_made_of(tmp_path):
+    root = make_folder_dataset(tmp_path / "hashed", cases=2)
+    _with_region(root, "fov", slice(0, 20))
+    assert open_source(f"folder:{root}").case_files("case_1") == {
+        "image": root / "images" / "case_1.png", "mask": root / "masks" / "case_1.png", "fov": root / "fov" / "case_1.png",
+    }

@@ -85,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png (image with the mask tinted)")
     predict.add_argument("--resolution", type=_side, default=None, help="model input size (default: from the checkpoint)")
     predict.add_argument("--normalization", choices=("zscore", "minmax", "none"), default=None, help="default: from the checkpoint, else zscore")
-    predict.add_argument("--eval-policy", choices=("resize", "sliding_window"), default=None, help="default: from the checkpoint, else resize")
+    predict.add_argument("--eval-policy", choices=("resize", "letterbox", "sliding_window"), default=None, help="default: from the checkpoint, else resize")
     predict.add_argument("--device", default="auto")
     predict.add_argument("--no-progress", action="store_true")
     predict.add_argument("--force", action="store_true", help="redo every mask and replace any file of their names in OUTPUT_DIR (without it, a re-run keeps the masks it wrote and refuses other files in the way)")
