@@ -10,7 +10,7 @@ import pytest
 
 from usemabench.leaderboard import display
 from usemabench.leaderboard.aggregate import aggregate
-from usemabench.leaderboard.compare import compare_markdown
+from usemabench.leaderboard.compare import compare_page, page_markdown
 from usemabench.leaderboard.csv_tables import LEADERBOARD_COLUMNS, leaderboard_frames
 from usemabench.leaderboard.records import make_record, model_entry, write_record
 from usemabench.leaderboard.store import load_records
@@ -79,6 +79,6 @@ def test_compare_shows_the_pooled_row_when_the_board_has_it(tmp_path):
     _eval(tmp_path, "unet", 0, 5.0, 4.0)
     _eval(tmp_path, "usema_s", 0, 3.0, 2.5)
     leaderboard, _ = _board(tmp_path)
-    page = compare_markdown(leaderboard, "usema_s", "unet")
+    page = page_markdown(compare_page(leaderboard, "usema_s", ["unet"], "quick", []))
     assert f"| {POOLED_HEADER} | 2.50 | 4.00 |" in page
     assert display.HD95_POOLED_CONVENTION in page
