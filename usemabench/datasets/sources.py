@@ -174,7 +174,7 @@ class FolderSource(Source):
         return [path for path in sorted(folder.iterdir()) if path.is_dir() and path.name.lower() in NATIVE_SPLIT_NAMES]
 
     def _labelled(self, parts: list[tuple[str, Path, Path]]) -> list[tuple[str | None, Path, Path]]:
-        for part, image_folder, mask_folder in parts:
+        for _, image_folder, mask_folder in parts:
             if not mask_folder.is_dir():
                 logger.warning("%s: no %s beside it; this unlabelled part is left out", image_folder, mask_folder.relative_to(self.root))
         return [(part, image_folder, mask_folder) for part, image_folder, mask_folder in parts if mask_folder.is_dir()]
