@@ -176,6 +176,7 @@ PROTOCOL_SCHEMA: dict[str, Any] = {
         "seeds": {"type": "array", "items": COUNT},
         "num_workers": {"type": "integer"},
         "checkpoint_every_iterations": {"type": "integer"},
+        "execution": NAME,
         "evaluation": {
             "type": "object",
             "properties": {"checkpoint": NAME, "nsd_tolerance_px": {"type": "number"}, "saved_cases": {"type": "integer"}},
