@@ -45,10 +45,9 @@ def test_the_new_files_replace_the_old_ones_and_links_keep_their_layout(outputs,
 def test_an_error_while_writing_changes_nothing(outputs, tmp_path):
     tables, site = outputs
     before = tree(tmp_path)
-    with pytest.raises(RuntimeError, match="chart failed"):
-        with staged_outputs(tables, site) as staging:
-            (staging.folder(tables) / "board.md").write_text("new board")
-            raise RuntimeError("chart failed")
+    with pytest.raises(RuntimeError, match="chart failed"), staged_outputs(tables, site) as staging:
+        (staging.folder(tables) / "board.md").write_text("new board")
+        raise RuntimeError("chart failed")
     assert tree(tmp_path) == before and sorted(path.name for path in tmp_path.iterdir()) == ["site", "tables"]
 
 
@@ -57,19 +56,17 @@ def test_a_failing_swap_puts_every_old_file_back_and_names_the_path(outputs, tmp
     (site / "report.csv").mkdir()  # a folder where the new build puts a file: that rename fails
     (site / "report.csv" / "mine.txt").write_text("the user's")
     before = tree(tmp_path)
-    with pytest.raises(OutputError, match=r"nothing was changed: .*report\.csv"):
-        with staged_outputs(tables, site) as staging:
-            (staging.folder(tables) / "board.md").write_text("new board")
-            (staging.folder(site) / "index.html").write_text("new page")
-            (staging.folder(site) / "report.csv").write_text("new csv")
-            staging.remove(site / "figures" / "old.png")
+    with pytest.raises(OutputError, match=r"nothing was changed: .*report\.csv"), staged_outputs(tables, site) as staging:
+        (staging.folder(tables) / "board.md").write_text("new board")
+        (staging.folder(site) / "index.html").write_text("new page")
+        (staging.folder(site) / "report.csv").write_text("new csv")
+        staging.remove(site / "figures" / "old.png")
     assert tree(tmp_path) == before
 
 
 def test_a_disk_error_inside_the_block_is_one_output_error(outputs):
     tables, site = outputs
-    with pytest.raises(OutputError, match=r"cannot write outputs, nothing was changed: .*full\.png: No space left on device"):
-        with staged_outputs(tables, site) as staging:
-            target = staging.folder(site) / "full.png"
-            raise OSError(28, "No space left on device", str(target))
+    message = r"cannot write outputs, nothing was changed: .*full\.png: No space left on device"
+    with pytest.raises(OutputError, match=message), staged_outputs(tables, site) as staging:
+        raise OSError(28, "No space left on device", str(staging.folder(site) / "full.png"))
     assert (tables / "board.md").read_text() == "old board"
