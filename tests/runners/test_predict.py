@@ -125,6 +125,7 @@ def test_a_rerun_keeps_the_masks_it_wrote_and_needs_no_force(weights_and_images,
 
     monkeypatch.setattr(predict, "segment", interrupted)
     assert main(predict_argv(weights, images, output, "--overlay")) == 130
+    assert capsys.readouterr().err == f"usemabench predict: interrupted after 1 new mask(s) in {output}; the same command resumes, keeping them\n"
     first = output / "case0.png"
     written = (first.stat().st_mtime_ns, first.read_bytes())
     assert not (output / "case1.png").exists()

@@ -121,23 +121,28 @@ def predict_folder(
     if overwrite:
         ledger.restart()
     report = PredictReport()
-    for path in tqdm(images, desc="predict", disable=not progress):
-        image_sha = file_sha256(path)
-        if all(done.get(target.name) == image_sha for target in targets[path]):  # written from this very image
-            report.kept.append(targets[path][0])
-            continue
-        try:
-            labels, image = segment(model, path, in_channels, settings, torch_device)
-        except (DatasetError, ValueError) as error:
-            report.failed.append((path, str(error).removeprefix(f"{path}: ")))
-            continue
-        outputs = {targets[path][0]: png_bytes(labels)}
-        if overlay:
-            outputs[targets[path][1]] = png_bytes(overlay_image(display_image(image), labels))
-        ledger.add(outputs, image_sha)  # listed before they are written: a kill in between leaves a missing file, redone next time
-        for target, data in outputs.items():
-            atomic_write_bytes(target, data)
-        report.written.append(targets[path][0])
+    try:
+        for path in tqdm(images, desc="predict", disable=not progress):
+            image_sha = file_sha256(path)
+            if all(done.get(target.name) == image_sha for target in targets[path]):  # written from this very image
+                report.kept.append(targets[path][0])
+                continue
+            try:
+                labels, image = segment(model, path, in_channels, settings, torch_device)
+            except (DatasetError, ValueError) as error:
+                report.failed.append((path, str(error).removeprefix(f"{path}: ")))
+                continue
+            outputs = {targets[path][0]: png_bytes(labels)}
+            if overlay:
+                outputs[targets[path][1]] = png_bytes(overlay_image(display_image(image), labels))
+            ledger.add(outputs, image_sha)  # listed before they are written: a kill in between leaves a missing file, redone next time
+            for target, data in outputs.items():
+                atomic_write_bytes(target, data)
+            report.written.append(targets[path][0])
+    except KeyboardInterrupt:  # Ctrl-C: what is written stays, and the next call picks up from there
+        raise KeyboardInterrupt(
+            f"interrupted after {len(report.written)} new mask(s) in {output_dir}; the same command resumes, keeping them"
+        ) from None
     return report
 
 
