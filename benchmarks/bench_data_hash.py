@@ -22,7 +22,7 @@ from pathlib import Path
 from usemabench.datasets import DatasetError, get_dataset_spec
 from usemabench.datasets.fingerprint import dataset_fingerprint
 from usemabench.datasets.splits import ensure_split_file, spec_sources, split_entry
-from usemabench.leaderboard.records import environment_info, make_record, record_filename, write_record
+from usemabench.core.records import environment_info, make_record, record_filename, write_record
 
 
 def _timed_fingerprint(spec) -> tuple[float, str]:

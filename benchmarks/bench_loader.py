@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from usemabench.datasets import DatasetError, SegmentationDataset, get_dataset_spec, training_transform
-from usemabench.leaderboard.records import environment_info, make_record, record_filename, write_record
+from usemabench.core.records import environment_info, make_record, record_filename, write_record
 
 
 def measure(dataset: SegmentationDataset, workers: int, batch_size: int, warmup: int, timed: int, seed: int) -> dict[str, float]:

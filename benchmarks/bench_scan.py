@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from usemabench.leaderboard.records import environment_info, make_record, record_filename, write_record
+from usemabench.core.records import environment_info, make_record, record_filename, write_record
 from usemabench.profiler.profile import latency_summary, time_calls
 from usemabench.zoo.layers.scan import backend_problem, selective_scan, selective_scan_reference
 

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from usemabench.leaderboard.records import environment_info, make_record, record_filename, write_record
+from usemabench.core.records import environment_info, make_record, record_filename, write_record
 from usemabench.profiler.profile import cpu_allocation_peak, latency_summary, time_calls
 from usemabench.zoo.layers.sema import (
     flex_available,

@@ -29,7 +29,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from bench_scan import D_STATE, DIM, SWEEP_LENGTH, sweep_configs
-from usemabench.leaderboard.records import environment_info, make_record, record_filename, write_record
+from usemabench.core.records import environment_info, make_record, record_filename, write_record
 from usemabench.zoo.layers import scan_triton
 
 KERNELS = (

@@ -83,7 +83,7 @@ def tiny_run(tmp_path, monkeypatch, epochs: int) -> list[str]:
 @pytest.mark.parametrize("case", params(INTERRUPTS, only="ctrl-c-in-training"))
 def test_ctrl_c_in_training_is_one_line_saying_where_the_run_resumes(tmp_path, monkeypatch, capsys, case):
     import usemabench.runners.train as train_module
-    from usemabench.leaderboard.records import read_records
+    from usemabench.core.records import read_records
 
     arguments = tiny_run(tmp_path, monkeypatch, epochs=2)
     update = train_module._backward_and_update

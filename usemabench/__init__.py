@@ -1,10 +1,9 @@
 """usemabench: a reproducible benchmark and model zoo for 2D medical image segmentation around USEMA."""
 
-__version__ = "0.1.0"
+from typing import Any
 
-from typing import Any  # noqa: E402
-
-from usemabench.core.threads import prefer_passive_wait  # noqa: E402
+from usemabench.core import __version__
+from usemabench.core.threads import prefer_passive_wait
 
 prefer_passive_wait()  # before the zoo imports torch: libgomp reads OMP_WAIT_POLICY once, when it loads
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from usemabench.hub import CONFIG_NAME, HUB_FILES, model_config, pull, push_folder, save_pretrained
 from usemabench.leaderboard.build import DEFAULT_RECORDS_DIR
-from usemabench.leaderboard.records import read_records
+from usemabench.core.records import read_records
 from usemabench.model_card import build_model_card
 from usemabench.runners.checkpoint import BEST
 from usemabench.runners.errors import UsageError

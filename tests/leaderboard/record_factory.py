@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from usemabench.reports.build import build
-from usemabench.leaderboard.records import make_record, model_entry, write_record
+from usemabench.core.records import make_record, model_entry, write_record
 
 GPU = "NVIDIA H100 80GB HBM3"
 CLASSES = ("background", "left", "right")

@@ -12,7 +12,7 @@ from usemabench.leaderboard import display
 from usemabench.leaderboard.aggregate import aggregate
 from usemabench.leaderboard.compare import compare_page, page_markdown
 from usemabench.leaderboard.csv_tables import LEADERBOARD_COLUMNS, leaderboard_frames
-from usemabench.leaderboard.records import make_record, model_entry, write_record
+from usemabench.core.records import make_record, model_entry, write_record
 from usemabench.leaderboard.store import load_records
 
 POOLED_HEADER = "HD95 pooled (medpy) px (seeds)"

@@ -12,7 +12,7 @@ from record_factory import _entities, _environment
 from reliability_cases import RECORDS, BadInput, params
 from usemabench.core.schema import RECORD_SCHEMA, RecordError, schema_problems
 from usemabench.leaderboard.aggregate import aggregate
-from usemabench.leaderboard.records import (
+from usemabench.core.records import (
     make_record, model_entry, read_record, read_records, record_filename, write_record,
 )
 from usemabench.leaderboard.store import load_records, shipped_records_dir

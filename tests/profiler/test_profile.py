@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from usemabench.cli import main
-from usemabench.leaderboard.records import read_records, record_filename
+from usemabench.core.records import read_records, record_filename
 from usemabench.profiler import commands as profile_commands
 from usemabench.profiler import peaks, profile
 from usemabench.profiler.flops import count_flops

@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from usemabench.leaderboard.aggregate import aggregate
 from usemabench.leaderboard.fields import bench_fields
-from usemabench.leaderboard.records import make_record
+from usemabench.core.records import make_record
 from usemabench.leaderboard.store import load_records
 from usemabench.reports import pareto, qualitative
 from usemabench.reports.benchmarks import bench_tables, unavailable_note

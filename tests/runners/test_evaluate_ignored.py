@@ -50,7 +50,7 @@ def test_an_fov_folder_limits_every_metric_and_is_named_in_the_settings(blob_fol
 
 def test_a_run_on_a_folder_with_an_ignore_mask_trains_and_records_it(blob_folder, tiny_protocol_file, tmp_path):
     from usemabench.cli import main
-    from usemabench.leaderboard.records import read_records
+    from usemabench.core.records import read_records
 
     for image in sorted((blob_folder / "images").iterdir()):
         band = np.zeros((40, 36), np.uint8)

@@ -6,7 +6,7 @@ import pytest
 
 import usemabench.runners.main_job as main_job
 from usemabench.cli import main
-from usemabench.leaderboard.records import read_records
+from usemabench.core.records import read_records
 from usemabench.runners.protocol import load_protocol
 
 

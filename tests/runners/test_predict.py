@@ -13,7 +13,7 @@ import usemabench.hub
 import usemabench.runners.predict as predict
 from reliability_cases import PREDICT_IMAGES, PREDICT_RERUNS, params
 from usemabench.cli import main
-from usemabench.leaderboard.records import read_records
+from usemabench.core.records import read_records
 from usemabench.runners.experiment import ExperimentRequest, run_experiment
 from usemabench.runners.weights import load_weights
 from usemabench.zoo import create_model

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from usemabench.cli import main
-from usemabench.leaderboard.records import read_records
+from usemabench.core.records import read_records
 
 MODEL = "nnunet_small"
 

@@ -8,7 +8,7 @@ import usemabench.runners.experiment as experiment
 import usemabench.runners.sweep as sweep
 import usemabench.zoo.registry as registry
 from usemabench.cli import main
-from usemabench.leaderboard.records import read_records
+from usemabench.core.records import read_records
 from usemabench.runners.experiment import ExperimentRequest
 from usemabench.runners.sweep import combinations, run_in_job, run_sweep
 from usemabench.zoo.registry import import_model_module

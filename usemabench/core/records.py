@@ -33,6 +33,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from usemabench.core import __version__
 from usemabench.core.hashing import content_hash
 from usemabench.core.io import atomic_write_json
 from usemabench.core.schema import SCHEMA_VERSION, RecordError, validate_record
@@ -180,8 +181,6 @@ def device_name(device: str = "cpu") -> str:
 def environment_info(device: str = "cpu", precision: str = "fp32", backends: dict | None = None) -> dict:
     """Versions, commit, device, precision and the kernel backends that ran."""
     import torch
-
-    from usemabench import __version__
 
     return {
         "usemabench": __version__,

@@ -22,7 +22,7 @@ import pandas as pd
 from usemabench.datasets import DatasetError
 from usemabench.leaderboard.aggregate import short_error
 from usemabench.leaderboard.compare import Missing
-from usemabench.leaderboard.records import device_name, model_entry
+from usemabench.core.records import device_name, model_entry
 from usemabench.leaderboard.store import RecordSet
 from usemabench.profiler.profile import profile_sweep
 from usemabench.runners.defaults import RECORDS_DIR

@@ -18,7 +18,7 @@ from usemabench.leaderboard.fields import (
     profile_fields,
     train_fields,
 )
-from usemabench.leaderboard.records import read_records
+from usemabench.core.records import read_records
 
 
 @dataclass(frozen=True)

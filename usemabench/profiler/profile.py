@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from usemabench.leaderboard.records import (
+from usemabench.core.records import (
     device_name,
     environment_info,
     make_record,

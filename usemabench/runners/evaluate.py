@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from usemabench.core.io import atomic_write_bytes, atomic_write_text, safe_file_stem
-from usemabench.leaderboard.records import make_record, record_filename, write_record
+from usemabench.core.records import make_record, record_filename, write_record
 from usemabench.runners.inference import predict_labels
 from usemabench.runners.metrics import HD95_CONVENTIONS, METRIC_NAMES, case_metrics, summarize
 

@@ -29,7 +29,7 @@ from usemabench.datasets.spec import DatasetSpec
 from usemabench.datasets.splits import split_entry
 from usemabench.core.io import atomic_write_json, atomic_write_text
 from usemabench.core.names import UnsafeNameError, plain_name
-from usemabench.leaderboard.records import (
+from usemabench.core.records import (
     environment_info, holds_ok_record, make_record, model_entry, record_filename, write_record,
 )
 from usemabench.runners import defaults

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from usemabench.datasets import get_dataset_spec
-from usemabench.leaderboard.records import device_name, model_entry, read_records
+from usemabench.core.records import device_name, model_entry, read_records
 from usemabench.profiler.profile import profile_sweep
 from usemabench.reports.build import build
 from usemabench.runners import defaults

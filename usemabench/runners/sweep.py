@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from usemabench.datasets import DatasetError, get_dataset_spec
-from usemabench.leaderboard.records import read_records
+from usemabench.core.records import read_records
 from usemabench.runners.errors import UsageError, registered_model
 from usemabench.runners.experiment import ExperimentOutcome, ExperimentRequest, run_experiment
 from usemabench.runners.protocol import load_protocol
