@@ -26,11 +26,11 @@ import yaml
 from huggingface_hub import HfApi, ModelCard, ModelCardData, ModelHubMixin, snapshot_download
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from usemabench import __version__
-from usemabench.core.io import atomic_write_json, file_sha256
+from usemabench.core.io import atomic_write_bytes, atomic_write_json, file_sha256
 from usemabench.zoo.features import as_feature_extractor
 from usemabench.zoo.loading import WeightsError, build_from_spec, check_preprocessing, check_spec, load_state
 from usemabench.zoo.pretrained import PretrainedCfg, get_pretrained_cfg, packaged_file, split_model_name
@@ -115,7 +115,7 @@ def save_pretrained(
         config["preprocessing"] = preprocessing
     weights_path = save_dir / WEIGHTS_NAME
     state = half_state_dict(model) if fp16 else {key: value.detach().contiguous().clone() for key, value in model.state_dict().items()}
-    save_file(state, str(weights_path), metadata={"format": "pt"})
+    atomic_write_bytes(weights_path, save(state, metadata={"format": "pt"}))  # a kill never leaves half a file
     atomic_write_json(save_dir / CONFIG_NAME, config)
     card = card or minimal_card(model, config)
     card.data.usemabench = {**(card.data.to_dict().get("usemabench") or {}), "weights_sha256": file_sha256(weights_path)}

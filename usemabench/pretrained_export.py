@@ -14,9 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
-from usemabench.core.io import atomic_write_json, file_sha256
+from usemabench.core.io import atomic_write_bytes, atomic_write_json, file_sha256
 from usemabench.core.names import plain_name
 from usemabench.datasets import SegmentationDataset, eval_transform, get_dataset_spec
 from usemabench.hub import WEIGHTS_NAME, half_state_dict, model_config, push_folder_commit, save_pretrained
@@ -104,7 +104,7 @@ def add_run(
         file_name = f"{name}.safetensors"
         weights_path = manifest.parent / file_name
         state = half_state_dict(model) if fp16 else {key: value.detach().contiguous().clone() for key, value in model.state_dict().items()}
-        save_file(state, str(weights_path), metadata={"format": "pt", "usemabench_name": name})
+        atomic_write_bytes(weights_path, save(state, metadata={"format": "pt", "usemabench_name": name}))
     else:
         file_name = None
         card = build_model_card(model.usemabench_info, model_config(model), train, evaluation, Path(evaluation["_path"]).parent)

@@ -5,6 +5,8 @@ from the weights, `usemabench weights add` / `weights` / `models`, and `publish`
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +92,9 @@ def test_fp16_weights_are_half_the_size_and_load_into_fp32(tiny_run, manifest: P
     assert add(run_dir, records, manifest, "--tag", "half", "--fp16") == 0
     full, half = (manifest.parent / f"usema_tiny.{tag}.safetensors" for tag in ("full", "half"))
     assert half.stat().st_size < 0.6 * full.stat().st_size
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(full.stat().st_mode) == 0o666 & ~umask, "written atomically with the usual permissions"
     model = create_model("usema_tiny.half", pretrained=True)
     assert model.pretrained_cfg["dtype"] == "float16"
     assert all(parameter.dtype == torch.float32 for parameter in model.parameters())
