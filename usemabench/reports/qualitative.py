@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.colors import Colormap
+from matplotlib.colors import Colormap, ListedColormap
 from matplotlib.patches import Patch
 from PIL import Image
 
@@ -32,6 +32,8 @@ NAME_WRAP_CHARS = 26  # a missing folder's name, wrapped to the width of one pan
 # Heights (inches): a row of cases, the titles above, and the colour key below (its title, then each row of it).
 PANEL_IN, TITLE_IN, KEY_TITLE_IN, KEY_ROW_IN = 1.8, 0.45, 0.2, 0.2
 KEY_COLUMNS = 6
+# tab10 colours by class value (0, background, is never drawn): cyan, green, pink, blue, orange, purple, olive, red, brown.
+TAB10_CLASS_ORDER = (7, 9, 2, 6, 0, 1, 4, 8, 3, 5)
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,13 @@ def _labels(mask: np.ndarray) -> np.ndarray:
 
 
 def class_palette(classes: int) -> Colormap:
-    """Colour of class k: palette(k), the same in every panel of a figure (tab20 beyond 9 foreground classes)."""
-    return colormaps["tab20" if classes > 9 else "tab10"]
+    """Colour of class k: palette(k), the same in every panel of a figure; up to 9 foreground classes, tab10 with
+    cyan, green and pink first (they stand out on grey EM and nuclei images and on reddish endoscopy alike), beyond
+    that tab20."""
+    if classes > 9:
+        return colormaps["tab20"]
+    tab10 = colormaps["tab10"]
+    return ListedColormap([tab10(index) for index in TAB10_CLASS_ORDER], name="usemabench-classes")
 
 
 def class_names(dataset: str, classes: list[int]) -> list[str]:
