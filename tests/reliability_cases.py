@@ -138,11 +138,61 @@ INTERRUPTS = [
              r"usemabench train: interrupted during training; the same command resumes from .*last\.pt"),
 ]
 
+NAMED = "one line naming the file and what differs; nothing is loaded"
+FOLDER = "weights folder (`pretrained=`, `predict --weights`)"
+
+WEIGHTS_FOLDERS = [
+    BadInput("weights-config-not-utf8", FOLDER, "config.json that is not UTF-8", NAMED, r"config\.json: not UTF-8 text"),
+    BadInput("weights-config-list", FOLDER, "config.json holding a list", NAMED, r"config\.json: must hold a JSON object, got list"),
+    BadInput("weights-channels-string", FOLDER, '`in_channels: "three"`', NAMED,
+             r"config\.json: in_channels must be an integer in \[1, 4096\], got 'three'", {"in_channels": "three"}),
+    BadInput("weights-classes-zero", FOLDER, "`num_classes: 0`", NAMED, r"config\.json: num_classes must be an integer", {"num_classes": 0}),
+    BadInput("weights-classes-unbounded", FOLDER, "`num_classes: 1000000`", NAMED,
+             r"config\.json: num_classes must be an integer in \[1, 4096\]", {"num_classes": 10**6}),
+    BadInput("weights-name-missing", FOLDER, "`usemabench_name: null`", NAMED,
+             r"config\.json: the model name must be a non-empty string", {"usemabench_name": None}),
+    BadInput("weights-unknown-model", FOLDER, '`usemabench_name: "usema_nope"`', NAMED,
+             r"config\.json: unknown model 'usema_nope'", {"usemabench_name": "usema_nope"}),
+    BadInput("weights-unknown-option", FOLDER, '`overrides: {"no_such_option": 1}`', NAMED,
+             r"config\.json: model 'usema_tiny' cannot be built with \{'no_such_option': 1\}", {"overrides": {"no_such_option": 1}}),
+    BadInput("weights-overrides-list", FOLDER, "`overrides: [1]`", NAMED, r"config\.json: overrides must be an object", {"overrides": [1]}),
+    BadInput("weights-resolution-unbounded", FOLDER, "`preprocessing.resolution: [1000000, 1000000]`", NAMED,
+             r"config\.json: resolution must be \[height, width\], each an integer in \[1, 8192\]",
+             {"preprocessing": {"resolution": [10**6, 10**6]}}),
+    BadInput("weights-card-broken-yaml", FOLDER, "README.md whose YAML metadata does not parse", NAMED,
+             r"README\.md: its YAML metadata cannot be parsed"),
+    BadInput("weights-card-not-utf8", FOLDER, "README.md that is not UTF-8", NAMED, r"README\.md: not UTF-8 text"),
+    BadInput("weights-other-class-count", FOLDER, "3-class weights behind a config that says 2 classes", NAMED,
+             r"model\.safetensors: weights do not fit usema_tiny \(in_channels=1, num_classes=2\): 8 tensor\(s\) of "
+             r"another shape \(heads\.0\.weight: weights \(3, 64, 1, 1\), model \(2, 64, 1, 1\)"),
+]
+
+CHECKPOINT = "checkpoint (`predict --weights best.pt`)"
+SPEC = {"name": "usema_tiny", "in_channels": 1, "num_classes": 2, "overrides": {}}
+
+WEIGHTS_CHECKPOINTS = [
+    BadInput("checkpoint-other-classes", CHECKPOINT, "a spec of 4 classes beside 2-class tensors", NAMED,
+             r"best\.pt: weights do not fit usema_tiny \(in_channels=1, num_classes=4\)", {"spec": {**SPEC, "num_classes": 4}}),
+    BadInput("checkpoint-other-channels", CHECKPOINT, "a spec of 3 channels beside 1-channel tensors", NAMED,
+             r"best\.pt: weights do not fit .*tensor\(s\) of another shape", {"spec": {**SPEC, "in_channels": 3}}),
+    BadInput("checkpoint-no-name", CHECKPOINT, "a spec without a model name", NAMED,
+             r"best\.pt: the model name must be a non-empty string, got None", {"spec": {"in_channels": 1, "num_classes": 2}}),
+    BadInput("checkpoint-bad-option", CHECKPOINT, '`overrides: {"widths": "wide"}`', NAMED,
+             r"best\.pt: model 'usema_tiny' cannot be built with", {"spec": {**SPEC, "overrides": {"widths": "wide"}}}),
+    BadInput("checkpoint-state-list", CHECKPOINT, "a model state that is a list", NAMED,
+             r"best\.pt: its model state is a list, not a dict of tensors", {"state": [1, 2]}),
+    BadInput("checkpoint-stray-keys", CHECKPOINT, "a model state of other keys", NAMED,
+             r"best\.pt: weights do not fit .* missing .* 1 unexpected \(e\.g\. stray\)", {"state": "stray"}),
+    BadInput("checkpoint-resolution-unbounded", CHECKPOINT, "`preprocessing.resolution: [64, 8193]`", NAMED,
+             r"best\.pt: resolution must be", {"preprocessing": {"resolution": [64, 8193]}}),
+]
+
 GROUPS = {
     "RECORDS": RECORDS, "PROTOCOLS": PROTOCOLS, "PREDICT_IMAGES": PREDICT_IMAGES,
     "PREDICT_RERUNS": PREDICT_RERUNS, "SPLITS": SPLITS,
     "STRAY_LABELS": STRAY_LABELS, "DECLARED_LABELS": DECLARED_LABELS,
     "BUILD_FAILURES": BUILD_FAILURES, "BUILD_STRICT": BUILD_STRICT, "INTERRUPTS": INTERRUPTS,
+    "WEIGHTS_FOLDERS": WEIGHTS_FOLDERS, "WEIGHTS_CHECKPOINTS": WEIGHTS_CHECKPOINTS,
 }
 
 
