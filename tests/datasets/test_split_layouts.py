@@ -91,6 +91,10 @@ def test_given_split_errors_name_the_file(tmp_path: Path):
     no_column.write_text("case_id,comment\na,x\n")
     with pytest.raises(DatasetError, match=r"bad\.csv: no split column"):
         split_of(f"folder:{root}?split_file={no_column}")
+    in_two_parts = tmp_path / "twice.csv"
+    in_two_parts.write_text("case_id,split\na,test\nb,train\na,train\n")
+    with pytest.raises(DatasetError, match=r"twice\.csv: case 'a' is listed in both 'test' and 'train'"):
+        split_of(f"folder:{root}?split_file={in_two_parts}")
 
 
 def test_split_command_imports_json_and_nnunet_folds(tmp_path: Path, capsys):

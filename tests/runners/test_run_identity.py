@@ -93,3 +93,13 @@ def test_a_failed_train_record_is_replaced_by_the_later_ok_one_and_wall_time_cov
     (record,), _ = read_records(tmp_path / "records", kind="train")  # the same file name: one record, now ok
     assert record["status"] == "ok" and record["metrics"]["resumed_from_step"] == 2
     assert record["cost"]["wall_seconds"] >= record["cost"]["train_seconds"]
+
+
+def test_a_run_folder_without_a_data_record_is_checked_by_its_checkpoint(blob_folder, tiny_protocol_file, tmp_path, capsys):
+    assert run_cli(f"folder:{blob_folder}", tiny_protocol_file, tmp_path) == 0
+    next((tmp_path / "runs").rglob("data.json")).unlink()  # as a folder made before data hashes were kept
+    assert run_cli(f"folder:{blob_folder}", tiny_protocol_file, tmp_path, command="evaluate") == 0  # same data: fine
+    (blob_folder / "images" / "case00.png").write_bytes((blob_folder / "images" / "case01.png").read_bytes())
+    capsys.readouterr()
+    assert run_cli(f"folder:{blob_folder}", tiny_protocol_file, tmp_path, command="evaluate") != 0
+    assert "it is not resumed or evaluated" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from jsonschema.exceptions import ValidationError
 SCHEMA_VERSION = 1
 KINDS = ("train", "eval", "profile", "bench")
 STATUSES = ("ok", "failed", "oom", "unsupported")
-METRIC_SUMMARIES = ("dice", "iou", "hd95", "nsd")  # {"mean": number, "per_class": {class: number}}
+METRIC_SUMMARIES = ("dice", "iou", "hd95", "hd95_pooled", "nsd")  # {"mean": number, "per_class": {class: number}}
 MAX_PROBLEMS_SHOWN = 3
 MAX_VALUE_CHARS = 60
 

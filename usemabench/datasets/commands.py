@@ -193,7 +193,7 @@ def run_split(args: argparse.Namespace) -> int:
         method["group_by"] = args.group_by
     split_file = write_split_file(args.out or spec.split_path, generate_split_file(spec, method=method), overwrite=args.force)
     counts = ", ".join(f"{name} {len(split_file.splits[name])}" for name in split_file.split_names)
-    print(f"wrote {split_file.path} (split hash {split_file.split_hash}, data hash {split_file.data_hash}): {counts}")
+    print(f"wrote {split_file.path} (split hash {split_file.split_hash}, case-list hash {split_file.data_hash}): {counts}")
     return 0
 
 

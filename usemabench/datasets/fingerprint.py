@@ -3,10 +3,12 @@
     data hash = hash({"format", "options": how the data is decoded, "cases": {case id: {role: sha256}}})
 
 `options` are the spec's decoding fields (task, classes, channels, mask encoding, label map, threshold,
-normalisation, evaluation policy, ...; those at their default are left out, so adding an option that keeps
-the old behaviour keeps old hashes) and each source URI's scheme and query options, but not its path:
-the same files decoded the same way hash the same on every machine, so a user's run can be matched to
-shipped reference records exactly. `cases` holds the sha256 of every file of every case in the split
+normalisation, evaluation policy, ignore value, ...; those at their default are left out, so adding an
+option that keeps the old behaviour keeps old hashes) and each source's scheme. A source URI's `?key=value`
+options are not hashed as text: those that change decoding arrive as the spec fields above (whether given
+or inferred), the rest name or describe the data (`name`, `modality`, `license`) or choose the split, which
+`split_hash` covers. Nor is any path: the same files decoded the same way hash the same on every machine,
+so a user's run can be matched to shipped reference records exactly. `cases` holds the sha256 of every file of every case in the split
 file (image, mask and any per-case auxiliary file the source reads), so editing a mask in place changes
 the hash. Sources that are not file-backed (Hugging Face datasets) hash the decoded arrays instead.
 
@@ -58,7 +60,7 @@ class DataFingerprint:
     def changes_from(self, earlier: DataFingerprint, limit: int = 3) -> list[str]:
         """What differs from `earlier`, in words (options by name, cases by id), for a refusal to resume."""
         changes = [
-            f"option {key}: {json.dumps(earlier.options.get(key))} -> {json.dumps(self.options.get(key))}"
+            f"option {key}: {_shown(earlier.options, key)} -> {_shown(self.options, key)}"
             for key in sorted(set(self.options) | set(earlier.options))
             if self.options.get(key) != earlier.options.get(key)
         ]
@@ -72,6 +74,10 @@ class DataFingerprint:
                 more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
                 changes.append(f"{len(ids)} case(s) {what}: {shown}{more}")
         return changes
+
+
+def _shown(options: Mapping[str, Any], key: str) -> str:
+    return json.dumps(options[key]) if key in options else "(default)"
 
 
 def _describe_case(case_id: str, before: Mapping[str, str] | None, after: Mapping[str, str] | None) -> str:
@@ -88,8 +94,8 @@ def decoding_options(spec: DatasetSpec) -> dict[str, Any]:
         for field in dataclasses.fields(spec)
         if field.name not in _DESCRIPTIVE_FIELDS and not _at_default(spec, field)
     }
-    options["source"] = _uri_without_path(spec.source)
-    options["split_sources"] = {split: _uri_without_path(uri) for split, uri in sorted(spec.split_sources.items())}
+    options["source"] = _scheme(spec.source)
+    options["split_sources"] = {split: _scheme(uri) for split, uri in sorted(spec.split_sources.items())}
     return options
 
 
@@ -102,9 +108,9 @@ def _at_default(spec: DatasetSpec, field: dataclasses.Field) -> bool:
     return False
 
 
-def _uri_without_path(uri: str) -> dict[str, Any]:
-    parsed = SourceURI.parse(uri)
-    return {"scheme": parsed.scheme, "options": dict(sorted(parsed.options.items()))}
+def _scheme(uri: str) -> dict[str, Any]:
+    # {"scheme", "options": {}}: the shape of the first data hashes (shipped records), which also hashed URI options
+    return {"scheme": SourceURI.parse(uri).scheme, "options": {}}
 
 
 def _jsonable(value: Any) -> Any:

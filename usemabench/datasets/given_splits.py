@@ -13,11 +13,11 @@ does not list is excluded (and counted), never put in a part silently.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from usemabench.core.hashing import content_hash
 from usemabench.core.io import file_sha256
 from usemabench.datasets.errors import DatasetError
 from usemabench.datasets.locations import cache_dir, slug
@@ -48,7 +48,7 @@ def imported_split_path(given: str, name: str, uri: str) -> str:
         raise DatasetError(f"{path}: split file not found (a given split must exist; a new usemabench split file ends in .json)")
     if not is_given_split(path):
         return str(path)
-    return str(cache_dir() / "splits" / f"{slug(name)}-given-{file_sha256(path)[:8]}-{hashlib.sha256(uri.encode()).hexdigest()[:8]}.json")
+    return str(cache_dir() / "splits" / f"{slug(name)}-given-{file_sha256(path)[:8]}-{content_hash(uri, 8)}.json")
 
 
 def _part_name(text: str) -> str:
@@ -127,5 +127,11 @@ def read_given_split(path: str | Path, case_ids: Iterable[str]) -> tuple[dict[st
         if len(set(cases)) != len(cases):
             twice = sorted({case for case in cases if cases.count(case) > 1})
             raise DatasetError(f"{path}: part '{part}' lists case(s) twice ({', '.join(twice[:3])})")
+    if not all(part.startswith("fold") for part in resolved):  # folds overlap by design; train/val/test never
+        owners: dict[str, str] = {}
+        for part, cases in resolved.items():
+            for case in cases:
+                if owners.setdefault(case, part) != part:
+                    raise DatasetError(f"{path}: case '{case}' is listed in both '{owners[case]}' and '{part}'")
     listed = {case for cases in resolved.values() for case in cases}
     return resolved, sorted(known - listed)

@@ -13,6 +13,10 @@ RGBA) masks keep every colour distinct and never collide with gray values.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +108,21 @@ def _read_tifffile(path: Path) -> Decoded:
         return Decoded(samples, has_alpha=has_alpha, lossy=page.compression == tifffile.COMPRESSION.JPEG)
 
 
+@contextlib.contextmanager
+def _quiet_decoders() -> Iterator[None]:
+    """Decoders' own log lines and warnings (tifffile's invalid offsets, Pillow's corrupt EXIF) stay out of the
+    one-line-per-file report: a file that fails is reported with each reader's reason instead."""
+    tifffile_logger = logging.getLogger("tifffile")
+    level = tifffile_logger.level
+    tifffile_logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        tifffile_logger.setLevel(level)
+
+
 def _decode(path: Path, what: str) -> Decoded:
     if not path.is_file():
         raise DatasetError(f"{path}: {what} file not found")
@@ -111,7 +130,8 @@ def _decode(path: Path, what: str) -> Decoded:
     reasons = []
     for reader_name, reader in readers:
         try:
-            return reader(path)
+            with _quiet_decoders():
+                return reader(path)
         except _Unsupported as error:
             raise DatasetError(f"{path}: {what} {error}") from None
         except Exception as error:  # noqa: BLE001 - any decoder failure means "try the next reader"; each reason is reported

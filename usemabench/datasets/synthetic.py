@@ -10,7 +10,6 @@ with a manifest of file hashes) the first time a `synthetic:` source is opened; 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -21,7 +20,7 @@ from PIL import Image
 from scipy import ndimage
 
 from usemabench.datasets.locations import cache_dir
-from usemabench.core.io import atomic_write_json, atomic_write_text
+from usemabench.core.io import atomic_write_json, atomic_write_text, file_sha256
 
 GENERATOR_VERSION = 1
 SEED = 0
@@ -95,10 +94,6 @@ def generate_case(index: int, size: int = IMAGE_SIZE, seed: int = SEED) -> tuple
     return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8), mask
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def write_synthetic(root: Path, num_cases: int = NUM_CASES, size: int = IMAGE_SIZE, seed: int = SEED) -> Path:
     """Write the dataset as a folder source (`images/`, `masks/`, `manifest.json`, `SOURCE.md`) into `root`."""
     (root / "images").mkdir(parents=True)
@@ -109,7 +104,7 @@ def write_synthetic(root: Path, num_cases: int = NUM_CASES, size: int = IMAGE_SI
         for folder, array in (("images", image), ("masks", mask)):
             path = root / folder / f"{case_id(index)}.png"
             Image.fromarray(array).save(path)
-            hashes[f"{folder}/{path.name}"] = _sha256(path)
+            hashes[f"{folder}/{path.name}"] = file_sha256(path)
     atomic_write_text(
         root / "SOURCE.md",
         "# usemabench synthetic dataset -- SYNTHETIC, NOT MEDICAL DATA\n\n"

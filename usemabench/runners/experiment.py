@@ -242,16 +242,21 @@ def _claim_run_dir(prepared: Prepared) -> None:
     The checkpoint's identity holds only the data hash; the fingerprint beside it says what changed.
     """
     path = prepared.run_dir / DATA_FINGERPRINT
-    has_checkpoint = any((prepared.run_dir / name).is_file() for name in (LAST, BEST))
-    if has_checkpoint and path.is_file():
-        earlier = DataFingerprint.from_json(json.loads(path.read_text(encoding="utf-8")))
-        if earlier.data_hash != prepared.data.data_hash:
+    checkpoints = [prepared.run_dir / name for name in (LAST, BEST) if (prepared.run_dir / name).is_file()]
+    if checkpoints:
+        if path.is_file():
+            earlier = DataFingerprint.from_json(json.loads(path.read_text(encoding="utf-8")))
             changes = "; ".join(prepared.data.changes_from(earlier)) or "the data hash"
+            trained_on = earlier.data_hash
+        else:  # a run folder from before data hashes were kept beside the checkpoints
+            trained_on = load_checkpoint(checkpoints[0]).get("identity", {}).get("data_hash")
+            changes = f"{checkpoints[0].name} names no data hash" if trained_on is None else "the data hash"
+        if trained_on != prepared.data.data_hash:
             raise UsageError(
                 f"{prepared.run_dir} was trained on other data than dataset '{prepared.spec.name}' holds now "
-                f"({changes}); it is not resumed. Delete that folder to train afresh, or pass another --runs-dir"
+                f"({changes}); it is not resumed or evaluated. Delete that folder to train afresh, or pass another --runs-dir"
             )
-    elif prepared.context.is_main and "train" in prepared.request.stages:
+    if not path.is_file() and prepared.context.is_main and "train" in prepared.request.stages:
         atomic_write_json(path, prepared.data.to_json())
 
 
