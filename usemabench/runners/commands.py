@@ -171,7 +171,7 @@ def _side(text: str) -> int:
 def predict_command(args: argparse.Namespace) -> int:
     from usemabench.runners.predict import predict_folder
 
-    written = predict_folder(
+    report = predict_folder(
         args.model, args.weights, args.input_dir, args.output_dir, overlay=args.overlay, resolution=args.resolution,
         normalization=args.normalization, eval_policy=args.eval_policy, device=args.device, progress=not args.no_progress,
         overwrite=args.force,
