@@ -7,7 +7,7 @@ Conventions (stated in the generated pages too):
 - the paired Wilcoxon test and the bootstrap CI of the difference use cases present for both models;
 - every model run under a protocol on any dataset is expected on every dataset of that protocol, and
   every seed seen in a (dataset, protocol) is expected of every model there: absent runs are "missing";
-- runs are pooled only when their protocol hash, split hash and model config hash agree: a name that
+- runs are pooled only when their protocol hash, split hash, data hash and model config hash agree: a name that
   covers several gets one board or row per hash, labelled with a short hash;
 - costs come from batch-1 profiles; time and memory only from profiles on the run's device and precision.
 """

@@ -30,9 +30,10 @@ CONVENTIONS = (
     "was trained with.",
     "peak train memory: the training run's peak, at the protocol's batch size; else that of a batch-1 "
     "training-mode profile on the training device and precision.",
-    "Runs are pooled (one board, one row, one paired test) only when their protocol hash, split hash and model "
-    "config hash agree; a name that covers several gets one board or row per hash, labelled [protocol …], "
-    "[split …] or [config …] with the hash's first characters (a [config …] row has no profile costs, as "
+    "Runs are pooled (one board, one row, one paired test) only when their protocol hash, split hash, data hash "
+    "(the data's content) and model config hash agree; a name that covers several gets one board or row per "
+    "hash, labelled [protocol …], [split …], [data …] or [config …] with the hash's first characters (records "
+    "made before data hashes count as [data none]; a [config …] row has no profile costs, as "
     "profiles are matched by model name).",
     "Cost tables (per device, precision and mode): in train mode, MACs and FLOPs count the forward and backward "
     "pass of one image (fwd+bwd).",
