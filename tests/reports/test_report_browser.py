@@ -19,7 +19,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
 WIDTH = 1400
-COMMITTED_PAGE = Path(__file__).resolve().parents[2] / "reports" / "index.html"
+COMMITTED_REPORTS = Path(__file__).resolve().parents[2] / "reports"
+# The committed pages: the main leaderboard and any other committed board (reports/cpu-reference/, ...).
+COMMITTED_PAGES = [*COMMITTED_REPORTS.glob("index.html"), *sorted(COMMITTED_REPORTS.glob("*/index.html"))]
 
 # Every rendered element that ends right of the page, scrolls or clips its content, and every figure not shown
 # at its natural size; each as 'tag#id.class "text": what'.
@@ -171,9 +173,9 @@ def test_the_overflow_check_sees_an_element_wider_than_the_page(page):
         page.evaluate("document.getElementById('too-wide').remove()")
 
 
-@pytest.mark.skipif(not COMMITTED_PAGE.is_file(), reason="not a source checkout (no committed reports/)")
-def test_the_committed_report_fits_1400_px(browser):
-    page, external, errors = open_page(browser, COMMITTED_PAGE)
+@pytest.mark.parametrize("committed", COMMITTED_PAGES, ids=lambda path: path.relative_to(COMMITTED_REPORTS).as_posix())
+def test_the_committed_report_fits_1400_px(browser, committed):
+    page, external, errors = open_page(browser, committed)
     assert page.evaluate(OVERFLOWS) == []
     _open_every_fold(page)
     assert page.evaluate(OVERFLOWS) == []
