@@ -32,6 +32,17 @@ DEFAULT_STAGING_DIR = Path("weights-staging")
 FP16_DICE_TOLERANCE = 0.002  # fp16 weights ship only when the test Dice moves by no more than this
 
 
+def record_hashes(train: dict) -> dict[str, str]:
+    """The protocol, model config, split and data hashes of a training record (empty where it has none)."""
+    dataset, protocol, model = (train.get(key) or {} for key in ("dataset", "protocol", "model"))
+    return {
+        "protocol_hash": protocol.get("hash", ""),
+        "config_hash": model.get("config_hash", ""),
+        "split_hash": dataset.get("split_hash", ""),
+        "data_hash": dataset.get("data_hash", ""),
+    }
+
+
 def reevaluate_test_dice(model: torch.nn.Module, preprocessing: dict) -> float:
     """Mean Dice on the test split of the weights' dataset, prepared as training prepared it (CPU, fp32)."""
     spec = get_dataset_spec(preprocessing["dataset"])
@@ -128,6 +139,7 @@ def add_run(
         protocol=(train.get("protocol") or {}).get("name", ""),
         train_record=Path(train["_path"]).name,
         train_record_sha256=file_sha256(train["_path"]),
+        **record_hashes(train),
         test_dice=recorded_dice,
         default=default,
     )

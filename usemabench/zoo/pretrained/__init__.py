@@ -54,6 +54,11 @@ class PretrainedCfg:
     protocol: str = ""
     train_record: str = ""
     train_record_sha256: str = ""
+    # what a user's run must match to be compared with these weights' results: the training record's hashes
+    protocol_hash: str = ""
+    config_hash: str = ""
+    split_hash: str = ""
+    data_hash: str = ""
     test_dice: float | None = None
     default: bool = False
 
@@ -77,7 +82,8 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "architecture": (str,), "tag": (str,), "sha256": (str,), "in_channels": (int,), "num_classes": (int,),
     "class_names": (list,), "preprocessing": (dict,), "file": (str, type(None)), "hub_id": (str, type(None)),
     "revision": (str, type(None)), "overrides": (dict,), "dtype": (str,), "license": (str,), "dataset": (str,),
-    "protocol": (str,), "train_record": (str,), "train_record_sha256": (str,), "test_dice": (float, int, type(None)),
+    "protocol": (str,), "train_record": (str,), "train_record_sha256": (str,), "protocol_hash": (str,),
+    "config_hash": (str,), "split_hash": (str,), "data_hash": (str,), "test_dice": (float, int, type(None)),
     "default": (bool,),
 }
 
