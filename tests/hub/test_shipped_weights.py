@@ -17,6 +17,9 @@ from usemabench.zoo.pretrained import MANIFEST_PATH, PretrainedCfg, get_pretrain
 
 TOLERANCE = 0.005
 SHIPPED = sorted(name for name, cfg in load_manifest(MANIFEST_PATH).items() if cfg.file is not None)
+# Re-evaluated here: the USEMA entries, one per dataset (a DSB2018 sliding-window pass is a minute or two of CPU);
+# every entry's Dice was re-evaluated by `weights add` when it was exported, and every file's hash is checked below.
+REEVALUATED = [name for name in SHIPPED if name.startswith("usema_tiny.")]
 
 
 def reevaluated_dice(cfg: PretrainedCfg) -> float:
@@ -33,7 +36,7 @@ def test_reevaluation_reproduces_the_recorded_dice(tiny_run, manifest: Path) -> 
 
 @pytest.mark.data
 @pytest.mark.slow
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", REEVALUATED)
 def test_shipped_weights_reproduce_their_test_dice(name: str, shared_data: Path) -> None:
     cfg = get_pretrained_cfg(name)
     assert abs(reevaluated_dice(cfg) - cfg.test_dice) <= TOLERANCE, name
