@@ -46,7 +46,7 @@ COUNTED_LABEL = "counted, not run (not fitted)"
 STRIP_BASE_PT, STRIP_STEP_PT, TITLE_PAD_PT = 7.0, 10.0, 7.0
 NOT_RUN_MARKER_PT, NOT_RUN_EDGE_PT = 6.5, 1.5
 PANEL_IN, TITLES_IN, X_AXIS_PT, LEGEND_GAP_IN, NOTE_IN = 2.9, 0.6, 30.0, 0.1, 0.2
-TWO_COLUMN_CHARS = 30  # longest legend label that still fits twice side by side under a panel at 7 pt
+TWO_COLUMN_CHARS = 26  # longest legend label that still fits twice side by side under a panel at 7 pt (29 was cut off)
 
 
 def scaling_exponent(pixels: np.ndarray, values: np.ndarray) -> float:
