@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from usemabench.cli import main
 from usemabench.datasets import DatasetError, SegmentationDataset, get_dataset_spec, list_datasets, read_split_file, split_info
@@ -129,3 +131,27 @@ def test_a_split_with_no_training_case_is_refused(folder_dataset, tmp_path, caps
     out = tmp_path / "custom.json"
     assert main(["datasets", "split", f"folder:{folder_dataset}", "--out", str(out), "--val", "0.5", "--test", "3"]) == 1
     assert "val 0.5 and test 3 leave no training case" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_split_file_written_meanwhile_by_another_process_is_reused(tmp_path, monkeypatch):
+    """Two DDP ranks both find no split file, verify, then write: the second reuses the first's identical split."""
+    import usemabench.datasets.splits as splits_module
+
+    monkeypatch.setenv("USEMABENCH_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "pairs"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for index in range(8):
+        Image.fromarray(np.full((8, 8), index * 20, np.uint8)).save(root / "images" / f"c{index}.png")
+        Image.fromarray((np.arange(64).reshape(8, 8) % 2 * 255).astype(np.uint8)).save(root / "masks" / f"c{index}.png")
+    spec = get_dataset_spec(f"folder:{root}")
+    first = splits_module.generate_split_file(spec)
+    real_generate = splits_module.generate_split_file
+
+    def generate_while_another_rank_writes(spec_):
+        generated = real_generate(spec_)
+        splits_module.write_split_file(spec_.split_path, first)
+        return generated
+
+    monkeypatch.setattr(splits_module, "generate_split_file", generate_while_another_rank_writes)
+    assert splits_module.ensure_split_file(spec).splits == first.splits

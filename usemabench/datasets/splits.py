@@ -373,6 +373,11 @@ def ensure_split_file(spec: DatasetSpec) -> SplitFile:
         verify_cases(spec, source, source.case_ids()).raise_if_problems(
             f"{uri}", f" (all of them: usemabench datasets verify {spec.source}); the split file is written once the data passes"
         )
+    if path.exists():  # another process (a DDP rank) wrote it meanwhile: the seeded split is the same, or refused
+        written = read_split_file(path)
+        if (written.splits, written.data_hash) != (split_file.splits, split_file.data_hash):
+            raise DatasetError(f"{path}: another process wrote a different split of '{spec.name}' meanwhile")
+        return written
     split_file = write_split_file(path, split_file)
     logger.warning("wrote a new split file for '%s': %s (later runs reuse it; keep it with your results)", spec.name, path)
     return split_file
