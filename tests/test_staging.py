@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -26,11 +25,12 @@ def outputs(tmp_path: Path) -> tuple[Path, Path]:
     return tables, site
 
 
-def test_the_new_files_replace_the_old_ones_and_links_keep_their_layout(outputs, tmp_path):
+def test_the_new_files_replace_the_old_ones_and_each_staged_file_knows_its_real_place(outputs, tmp_path):
     tables, site = outputs
     with staged_outputs(tables, site) as staging:
         staged_tables, staged_site = staging.folder(tables), staging.folder(site)
-        assert os.path.relpath(staged_site / "figures", staged_tables) == os.path.relpath(site / "figures", tables)
+        assert staging.real(staged_site / "figures" / "new.png") == (site / "figures" / "new.png").resolve()
+        assert staging.real(staged_tables / "board.md") == (tables / "board.md").resolve()
         (staged_tables / "board.md").write_text("new board")
         (staged_site / "figures").mkdir()
         (staged_site / "figures" / "new.png").write_bytes(b"new figure")
@@ -70,3 +70,32 @@ def test_a_disk_error_inside_the_block_is_one_output_error(outputs):
     with pytest.raises(OutputError, match=message), staged_outputs(tables, site) as staging:
         raise OSError(28, "No space left on device", str(staging.folder(site) / "full.png"))
     assert (tables / "board.md").read_text() == "old board"
+
+
+def test_each_folder_is_staged_beside_itself_not_in_a_common_parent(tmp_path):
+    """Unrelated folders (common parent `/`, or on two file systems) each get a stand-in in their own parent,
+    so every move is a rename within one folder's file system."""
+    tables, site = tmp_path / "a" / "deep" / "tables", tmp_path / "b" / "site"
+    with staged_outputs(tables, site) as staging:
+        for real in (tables, site):
+            assert staging.folder(real).parent.parent == real.parent.resolve()
+        (staging.folder(tables) / "board.md").write_text("new board")
+        (staging.folder(site) / "index.html").write_text("new page")
+    assert tree(tmp_path) == {"a/deep/tables/board.md": b"new board", "b/site/index.html": b"new page"}
+    assert sorted(path.name for path in (tmp_path / "a" / "deep").iterdir()) == ["tables"]
+
+
+def test_a_nested_output_folder_is_its_own_stand_in(tmp_path):
+    outer, inner = tmp_path / "out", tmp_path / "out" / "reports"
+    with staged_outputs(outer, inner) as staging:
+        (staging.folder(outer) / "board.md").write_text("board")
+        (staging.folder(inner) / "index.html").write_text("page")
+    assert tree(tmp_path) == {"out/board.md": b"board", "out/reports/index.html": b"page"}
+
+
+def test_removing_a_file_outside_the_output_folders_is_refused(outputs, tmp_path):
+    tables, site = outputs
+    (tmp_path / "mine.txt").write_text("the user's")
+    with pytest.raises(ValueError, match="in no output folder"), staged_outputs(tables, site) as staging:
+        staging.remove(tmp_path / "mine.txt")
+    assert (tmp_path / "mine.txt").read_text() == "the user's"

@@ -47,9 +47,9 @@ def _relative_link(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
 
 
-def links(figures: list[ReportFigure], page_dir: Path) -> list[FigureLink]:
-    """The figures as a page in `page_dir` links them."""
-    return [FigureLink(figure.title, _relative_link(figure.path, page_dir), figure.section) for figure in figures]
+def links(figures: list[ReportFigure], page_dir: Path, staging: Staging) -> list[FigureLink]:
+    """The staged figures as a page in the real folder `page_dir` will link them."""
+    return [FigureLink(figure.title, _relative_link(staging.real(figure.path), page_dir), figure.section) for figure in figures]
 
 
 def write_figures(leaderboard: Leaderboard, figures_dir: Path) -> tuple[list[ReportFigure], list[str]]:
@@ -101,9 +101,9 @@ def build(
         figures_dir.mkdir(parents=True, exist_ok=True)
         figures, notes = write_figures(leaderboard, figures_dir)
         manifest = _replace_figures_manifest(reports_dir / FIGURES_FOLDER, figures_dir, figures, staging)
-        tables = write_leaderboard(leaderboard, board_dir, links(figures, board_dir), notes)
-        csv_links = [(path.name, _relative_link(path, pages_dir)) for path in tables.csvs]
-        page = report_html(leaderboard, links(figures, pages_dir), csv_links, notes)
+        tables = write_leaderboard(leaderboard, board_dir, links(figures, leaderboard_dir, staging), notes)
+        csv_links = [(path.name, _relative_link(staging.real(path), reports_dir)) for path in tables.csvs]
+        page = report_html(leaderboard, links(figures, reports_dir, staging), csv_links, notes)
         staged = [figure.path for figure in figures] + [manifest] + tables.csvs + [tables.markdown]
         staged.append(atomic_write_text(pages_dir / "index.html", page))
         written = [staging.real(path) for path in staged]
