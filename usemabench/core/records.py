@@ -10,7 +10,7 @@ Fields (schema version 1):
     kind            "train" | "eval" | "profile" | "bench"
     status          "ok" | "failed" | "oom" | "unsupported"
     model           {"name", "config_hash", "config"} or None (an op benchmark)
-    dataset         {"name", "source", "split", "split_hash", optional "split_file", "data_hash"} or None
+    dataset         {"name", "source", "split", "split_hash", optional "split_file", "data_hash", "fold"} or None
     protocol        {"name", "hash", optional "precision_override"} or None
     seed            int or None
     resolution      [height, width] or None
@@ -93,6 +93,8 @@ def record_filename(record: dict) -> str:
         parts.append("x".join(str(side) for side in record["resolution"]))
     if record.get("seed") is not None:
         parts.append(f"seed{record['seed']}")
+    if (record.get("dataset") or {}).get("fold") is not None:
+        parts.append(f"fold{record['dataset']['fold']}")
     identity = {key: record.get(key) for key in ("kind", "model", "dataset", "protocol", "seed", "resolution")}
     identity["device"] = record["environment"].get("device")
     identity["precision"] = record["environment"].get("precision")

@@ -72,7 +72,7 @@ RECORD_SCHEMA: dict[str, Any] = {
             "required": ["name", "source", "split", "split_hash"],
             "properties": {
                 "name": NAME, "source": NAME, "split": NAME, "split_hash": HASH,
-                "split_file": NAME, "data_hash": HASH,
+                "split_file": NAME, "data_hash": HASH, "fold": COUNT,
             },
         },
         "protocol": {

@@ -12,8 +12,8 @@ from usemabench.datasets.spec import DatasetSpec, get_dataset_spec, list_dataset
 from usemabench.datasets.groups import grouping_hint
 from usemabench.datasets.source_options import options_help
 from usemabench.datasets.splits import (
-    SplitFile, case_groups, check_groups_whole, check_split_matches_data, generate_split_file, read_split_file, spec_sources,
-    write_split_file,
+    SplitFile, case_groups, check_groups_whole, check_split_matches_data, generate_split_file, given_split_path, read_split_file,
+    spec_sources, write_split_file,
 )  # fmt: skip
 from usemabench.datasets.sources import SourceURI
 from usemabench.datasets.locations import expand_data_placeholder
@@ -128,10 +128,13 @@ def run_verify(args: argparse.Namespace) -> int:
     split_file = read_split_file(spec.split_path) if spec.split_path.exists() else None
     sources = spec_sources(spec, split_file.splits if split_file else ())
     if split_file is None:
-        print(f"split file: none yet ({spec.split_path} is written on first use)")
+        given = given_split_path(spec, {}, sources[spec.source])
+        made = f"imported from {given}" if given else "a seeded random split"
+        print(f"split file: none yet ({spec.split_path} is written on first use: {made})")
     else:
         counts = ", ".join(f"{name} {len(split_file.splits[name])}" for name in split_file.split_names)
-        print(f"split file: {split_file.display_path} (hash {split_file.split_hash}): {counts}")
+        origin = f", imported from {split_file.method['from']}" if split_file.method.get("kind") == "given" else ""
+        print(f"split file: {split_file.display_path} (hash {split_file.split_hash}{origin}): {counts}")
         try:
             check_split_matches_data(split_file, sources)
         except DatasetError as error:

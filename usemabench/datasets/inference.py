@@ -110,7 +110,7 @@ def _masks(
 
 def infer_spec(uri: str, split_file: str | None = None) -> DatasetSpec:
     """A DatasetSpec for the data behind `uri`; its split file defaults to `<cache>/splits/<name>-<hash>.json`,
-    or to the import of a given split (`?split_file=` naming a CSV or plain JSON)."""
+    or to the import of a given split (`?split_file=` naming a CSV or plain JSON, else a split file in the folder)."""
     parsed = SourceURI.parse(uri)
     if ":" not in uri:
         uri = f"{parsed.scheme}:{Path(parsed.target).resolve()}"
@@ -132,7 +132,7 @@ def infer_spec(uri: str, split_file: str | None = None) -> DatasetSpec:
     class_names = masks.class_names if declared is None else declared
     name = options.get("name") or slug(Path(parsed.target.rstrip("/")).name or parsed.target)
     default_split = str(cache_dir() / "splits" / f"{slug(name)}-{content_hash(uri, 8)}.json")
-    given = options.get("split_file")
+    given = options.get("split_file") or source.shipped_split_file()
     return DatasetSpec(
         name=name,
         modality=options.get("modality", "unspecified"),

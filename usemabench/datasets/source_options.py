@@ -75,7 +75,8 @@ SOURCE_OPTIONS: tuple[SourceOption, ...] = (
     SourceOption(
         "split_file", ALL_SCHEMES,
         "split to use: a usemabench split JSON (written there once if absent), or a given split to import: "
-        "CSV with case_id,split columns, JSON {part: [case ids]} or nnU-Net splits_final.json",
+        "CSV with case_id,split columns, JSON {part: [case ids]} or nnU-Net splits_final.json "
+        "(default: a split.csv, splits.csv, split.json, splits.json or splits_final.json in the folder)",
         "folder:/data/busi?split_file=/data/busi/official_split.csv",
     ),
     SourceOption(

@@ -98,6 +98,11 @@ class Source(ABC):
         """case id -> 'train' | 'val' | 'test' where the source itself defines splits (part folders, HF splits)."""
         return {}
 
+    def shipped_split_file(self) -> Path | None:
+        """A split file shipped with the data (`split.csv`, `splits_final.json`, ...), used unless `?split_file=`
+        names another."""
+        return None
+
     def groups_file(self) -> Path | None:
         """A `groups.csv` (case_id,group) shipped with the data: cases of one group never straddle splits."""
         return None
@@ -121,6 +126,9 @@ def _index_folder(folder: Path, strip_suffix: str = "") -> tuple[dict[str, Path]
             continue
         index[case_id] = path
     return index, problems
+
+
+SHIPPED_SPLIT_NAMES = ("split.csv", "splits.csv", "split.json", "splits.json", "splits_final.json")
 
 
 class FolderSource(Source):
@@ -194,6 +202,15 @@ class FolderSource(Source):
     def groups_file(self) -> Path | None:
         path = self.root / "groups.csv"
         return path if path.is_file() else None
+
+    def shipped_split_file(self) -> Path | None:
+        found = [self.root / name for name in SHIPPED_SPLIT_NAMES if (self.root / name).is_file()]
+        if len(found) > 1:
+            raise DatasetError(
+                f"{self.root}: {' and '.join(path.name for path in found)} are both split files; "
+                f"name the one to use: folder:{self.root}?split_file={found[0]}"
+            )
+        return found[0] if found else None
 
     def case_ids(self) -> list[str]:
         return sorted(self.images)

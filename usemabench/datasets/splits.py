@@ -264,12 +264,14 @@ def case_groups(spec: DatasetSpec, source: Source, case_ids: Iterable[str], grou
     return None, {}
 
 
-def given_split_path(spec: DatasetSpec, method: Mapping[str, Any]) -> Path | None:
-    """The given split to import: `method["from"]` (`datasets split --from`), else a `?split_file=` in a foreign format."""
+def given_split_path(spec: DatasetSpec, method: Mapping[str, Any], source: Source) -> Path | None:
+    """The given split to import: `method["from"]` (`datasets split --from`), else a `?split_file=` in a foreign
+    format, else one shipped in the data folder (`split.csv`, nnU-Net's `splits_final.json`, ...)."""
     if method.get("from"):
         return Path(method["from"]).expanduser()
     option = SourceURI.parse(spec.source).options.get("split_file")
-    return Path(option).expanduser() if option and is_given_split(Path(option).expanduser()) else None
+    given = Path(option).expanduser() if option else source.shipped_split_file()
+    return given if given is not None and is_given_split(given) else None
 
 
 def _given_splits(path: Path, all_ids: set[str], method: dict[str, Any], groups: Mapping[str, str] | None) -> tuple[dict[str, list[str]], list[str]]:
@@ -311,7 +313,7 @@ def generate_split_file(spec: DatasetSpec, *, method: Mapping[str, Any] | None =
     method.update(group_method)
     if groups is None and (hint := grouping_hint(all_ids)):
         logger.warning("%s: %s", spec.name, hint)
-    given = given_split_path(spec, method)
+    given = given_split_path(spec, method, main)
     excluded: list[str] = []
     if given is not None:
         splits, excluded = _given_splits(given, all_ids, method, groups)
@@ -379,7 +381,8 @@ def ensure_split_file(spec: DatasetSpec) -> SplitFile:
             raise DatasetError(f"{path}: another process wrote a different split of '{spec.name}' meanwhile")
         return written
     split_file = write_split_file(path, split_file)
-    logger.warning("wrote a new split file for '%s': %s (later runs reuse it; keep it with your results)", spec.name, path)
+    made = f"imported from {split_file.method['from']}" if split_file.method.get("kind") == "given" else "seeded random"
+    logger.warning("wrote a new split file for '%s' (%s): %s (later runs reuse it; keep it with your results)", spec.name, made, path)
     return split_file
 
 
@@ -391,6 +394,22 @@ def split_info(spec: DatasetSpec) -> dict[str, Any]:
         "split_hash": split_file.split_hash,
         "counts": {name: len(cases) for name, cases in split_file.splits.items()},
     }
+
+
+def run_parts(split_file: SplitFile, fold: int | None) -> dict[str, str]:
+    """The splits playing train, val and test in a run: train/val/test; with `fold` K, fold K's train and val,
+    tested on `test` when the split has one, else on fold K's val (cross-validation)."""
+    folds = sorted(int(match[1]) for name in split_file.splits if (match := re.fullmatch(r"fold(\d+)_train", name)))
+    listed = ", ".join(map(str, folds))
+    if fold is None:
+        if "train" not in split_file.splits and folds:
+            raise DatasetError(f"{split_file.path}: the split holds folds ({listed}) and no train part: pass --fold K, one of {listed}")
+        return {"train": "train", "val": "val", "test": "test"}
+    if fold not in folds:
+        have = f"its folds are {listed}" if folds else "it has no folds (`usemabench datasets split SRC --folds K` makes some)"
+        raise DatasetError(f"{split_file.path}: no fold {fold}; {have}")
+    test = "test" if "test" in split_file.splits else f"fold{fold}_val"
+    return {"train": f"fold{fold}_train", "val": f"fold{fold}_val", "test": test}
 
 
 def split_entry(spec: DatasetSpec, split: str) -> dict[str, Any]:

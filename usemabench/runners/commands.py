@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from usemabench.core.arguments import seed_value
+from usemabench.core.arguments import fold_value, seed_value
 from usemabench.runners import defaults
 from usemabench.runners.errors import UsageError
 from usemabench.runners.protocol import available_protocols
@@ -67,6 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--model", default=None, help="registered model name (see `usemabench models`)")
         parser.add_argument("--dataset", default=None, help="registered dataset or source URI / folder (default: synthetic)")
         parser.add_argument("--seed", type=seed_value, default=None, help=f"default: {DEFAULT_SEED}")
+        parser.add_argument("--fold", type=fold_value, default=None,
+                            help="train on fold K's train part, validate on its val part; test on the split's test part, "
+                            "else on fold K's val (a split with folds: `datasets split --folds`, or a given one)")
         parser.add_argument("--model-config", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                             help="override the model's config (JSON values), repeatable")
         _add_run_options(parser)
@@ -109,7 +112,7 @@ def _request(args: argparse.Namespace, model: str, dataset: str, seed: int):
     from usemabench.runners.experiment import ExperimentRequest
 
     return ExperimentRequest(
-        model=model, dataset=dataset, protocol=args.protocol or DEFAULT_PROTOCOL, seed=seed,
+        model=model, dataset=dataset, protocol=args.protocol or DEFAULT_PROTOCOL, seed=seed, fold=getattr(args, "fold", None),
         runs_dir=args.runs_dir or defaults.RUNS_DIR,
         records_dir=args.records_dir or defaults.RECORDS_DIR, device=args.device, progress=not args.no_progress,
         model_overrides=dict(getattr(args, "model_config", [])), stages=getattr(args, "stages", ("train", "evaluate")),
@@ -147,13 +150,14 @@ def run_command(args: argparse.Namespace) -> int:
     if outcome.metrics:
         dice = outcome.metrics["dice"]
         per_class = ", ".join(f"{name} {value:.4f}" for name, value in dice["per_class"].items())
-        print(f"test dice {dice['mean']:.4f} ({per_class}); hd95 {outcome.metrics['hd95']['mean']:.2f} px")
+        print(f"{outcome.tested_on} dice {dice['mean']:.4f} ({per_class}); hd95 {outcome.metrics['hd95']['mean']:.2f} px")
     return 0
 
 
 def _options_needing_a_model(args: argparse.Namespace) -> list[str]:
     """The options of one experiment that the user gave: the main job would silently ignore them."""
-    given = {"--protocol": args.protocol is not None, "--seed": args.seed is not None, "--model-config": bool(args.model_config)}
+    given = {"--protocol": args.protocol is not None, "--seed": args.seed is not None, "--fold": args.fold is not None,
+             "--model-config": bool(args.model_config)}
     return [option for option, present in given.items() if present]
 
 

@@ -26,7 +26,7 @@ import torch
 from usemabench.datasets import SegmentationDataset, eval_transform, get_dataset_spec, training_transform
 from usemabench.datasets.fingerprint import DataFingerprint, dataset_fingerprint
 from usemabench.datasets.spec import DatasetSpec
-from usemabench.datasets.splits import split_entry
+from usemabench.datasets.splits import ensure_split_file, run_parts, split_entry
 from usemabench.core.io import atomic_write_json, atomic_write_text
 from usemabench.core.names import UnsafeNameError, plain_name
 from usemabench.core.records import (
@@ -53,6 +53,7 @@ class ExperimentRequest:
     dataset: str
     protocol: str = "quick"
     seed: int = 0
+    fold: int | None = None  # train on fold K of a split with folds (`run_parts`)
     runs_dir: Path = defaults.RUNS_DIR
     records_dir: Path = defaults.RECORDS_DIR
     device: str = "auto"
@@ -68,6 +69,7 @@ class ExperimentOutcome:
     eval_record: Path | None = None
     error: str | None = None
     metrics: dict = field(default_factory=dict)
+    tested_on: str = "test"  # the split the metrics are of (a fold run without a test part: its fold's val)
 
 
 @dataclass(frozen=True)
@@ -83,23 +85,27 @@ class Prepared:
     precision: str
     precision_override: str | None
     data: DataFingerprint
+    parts: dict[str, str]  # {"train" | "val" | "test": the split playing it}
 
     @property
     def run_dir(self) -> Path:
-        """`runs_dir/<model>/<dataset>/<protocol>/seed<S>`; every part was checked by `plain_name` in `prepare`."""
+        """`runs_dir/<model>/<dataset>/<protocol>/seed<S>[-fold<K>]`; every part was checked by `plain_name` in `prepare`."""
         name = self.request.model
         if self.request.model_overrides:
             name += "-" + model_entry(name, self.model_config)["config_hash"]
-        return Path(self.request.runs_dir) / name / self.spec.name / self.protocol.name / f"seed{self.request.seed}"
+        run = f"seed{self.request.seed}" + (f"-fold{self.request.fold}" if self.request.fold is not None else "")
+        return Path(self.request.runs_dir) / name / self.spec.name / self.protocol.name / run
 
-    def dataset_entry(self, split: str) -> dict:
-        """The `dataset` field of every record of this run (train, eval, failed): one shape, so one file name."""
-        return {**split_entry(self.spec, split), "data_hash": self.data.data_hash}
+    def dataset_entry(self, role: str) -> dict:
+        """The `dataset` field of every record of this run (train, eval, failed) about the split playing `role`:
+        one shape, so one file name; a fold run names its fold."""
+        fold = {"fold": self.request.fold} if self.request.fold is not None else {}
+        return {**split_entry(self.spec, self.parts[role]), "data_hash": self.data.data_hash, **fold}
 
-    def record_fields(self, split: str, backends: dict | None = None) -> dict:
+    def record_fields(self, role: str, backends: dict | None = None) -> dict:
         return {
             "model": model_entry(self.request.model, self.model_config),
-            "dataset": self.dataset_entry(split),
+            "dataset": self.dataset_entry(role),
             "protocol": self.protocol.record_entry(self.precision_override),
             "seed": self.request.seed,
             "resolution": list(self.protocol.resolution),
@@ -122,7 +128,8 @@ def prepare(request: ExperimentRequest) -> Prepared:
     precision = resolve_precision(requested, device)
     config = {"in_channels": spec.in_channels, "num_classes": spec.num_classes, **info.default_config, **request.model_overrides}
     override = f"{override_key}: {requested}" if override_key else None
-    return Prepared(request, protocol, spec, config, context, device, precision, override, dataset_fingerprint(spec))
+    parts = run_parts(ensure_split_file(spec), request.fold)
+    return Prepared(request, protocol, spec, config, context, device, precision, override, dataset_fingerprint(spec), parts)
 
 
 def run_experiment(request: ExperimentRequest) -> ExperimentOutcome:
@@ -132,9 +139,9 @@ def run_experiment(request: ExperimentRequest) -> ExperimentOutcome:
     """
     prepared = prepare(request)
     started = time.perf_counter()
-    spec, protocol = prepared.spec, prepared.protocol
-    train_set = SegmentationDataset(spec, "train", training_transform(spec, protocol.resolution, protocol.augmentation))
-    test_set = SegmentationDataset(spec, "test", eval_transform(spec))
+    spec, protocol, parts = prepared.spec, prepared.protocol, prepared.parts
+    train_set = SegmentationDataset(spec, parts["train"], training_transform(spec, protocol.resolution, protocol.augmentation))
+    test_set = SegmentationDataset(spec, parts["test"], eval_transform(spec))
     if "train" not in request.stages and not (prepared.run_dir / checkpoint_name(protocol)).is_file():
         raise FileNotFoundError(f"no {checkpoint_name(protocol)} in {prepared.run_dir}: train this combination first")
     _claim_run_dir(prepared)
@@ -148,7 +155,7 @@ def run_experiment(request: ExperimentRequest) -> ExperimentOutcome:
     stage, train_path, outcome = "training", None, ExperimentOutcome("ok")
     try:
         if "train" in request.stages:
-            val_set = SegmentationDataset(spec, "val", eval_transform(spec))
+            val_set = SegmentationDataset(spec, parts["val"], eval_transform(spec))
             result = train(
                 model, train_set, val_set, protocol,
                 seed=request.seed, run_dir=prepared.run_dir, num_classes=spec.num_classes, device=prepared.device,
@@ -221,7 +228,7 @@ def _evaluate(prepared: Prepared, model: torch.nn.Module, test_set: Segmentation
     }
     files = {"train_record": train_path.name} if train_path is not None else {}
     eval_path = write_eval_record(evaluation, prepared.request.records_dir, **prepared.record_fields("test", backends), files=files)
-    return ExperimentOutcome("ok", train_path, eval_path, metrics=evaluation.metrics)
+    return ExperimentOutcome("ok", train_path, eval_path, metrics=evaluation.metrics, tested_on=prepared.parts["test"])
 
 
 def _identity(prepared: Prepared) -> dict:
