@@ -1,4 +1,4 @@
-"""CPU thread defaults: idle physical cores, passive OpenMP waiting, and the user's OMP_NUM_THREADS always wins."""
+"""CPU thread defaults: idle physical cores, a short OpenMP spin, and the user's OMP_NUM_THREADS always wins."""
 
 import os
 import subprocess
@@ -40,13 +40,15 @@ def test_default_threads_leave_busy_cores_to_others(cores, load, logical, expect
 
 
 @pytest.mark.parametrize(("environment", "expected"), [
-    ({}, "PASSIVE"),
-    ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE"),
+    ({}, "10000"),
+    ({"GOMP_SPINCOUNT": "300000"}, "300000"),
+    ({"OMP_WAIT_POLICY": "PASSIVE"}, "unset"),
     ({"OMP_NUM_THREADS": "1"}, "unset"),
 ])
-def test_importing_usemabench_first_makes_openmp_threads_sleep_unless_the_user_chose(environment, expected):
-    clean = {key: value for key, value in os.environ.items() if key not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
-    script = "import os, usemabench; print(os.environ.get('OMP_WAIT_POLICY', 'unset'))"
+def test_importing_usemabench_first_shortens_the_openmp_spin_unless_the_user_chose(environment, expected):
+    chosen = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")
+    clean = {key: value for key, value in os.environ.items() if key not in chosen}
+    script = "import os, usemabench; print(os.environ.get('GOMP_SPINCOUNT', 'unset'))"
     result = subprocess.run([sys.executable, "-c", script], env={**clean, **environment}, capture_output=True, text=True,
                             timeout=120)
     assert result.stdout.strip() == expected, result.stderr
@@ -65,7 +67,7 @@ def test_configure_threads_respects_omp_num_threads(monkeypatch):
 
 
 def test_the_console_command_sizes_its_process_and_an_in_process_caller_keeps_its_own():
-    clean = {key: value for key, value in os.environ.items() if key not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    clean = {key: value for key, value in os.environ.items() if key not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
     script = (
         "import sys, torch\n"
         "import usemabench.core.threads as threads\n"

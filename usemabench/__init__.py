@@ -3,9 +3,9 @@
 from typing import Any
 
 from usemabench.core import __version__
-from usemabench.core.threads import prefer_passive_wait
+from usemabench.core.threads import prefer_short_spin
 
-prefer_passive_wait()  # before the zoo imports torch: libgomp reads OMP_WAIT_POLICY once, when it loads
+prefer_short_spin()  # before the zoo imports torch: libgomp reads GOMP_SPINCOUNT once, when it loads
 
 from usemabench.zoo.pretrained import list_pretrained  # noqa: E402
 from usemabench.zoo.registry import get_model_info, list_models, register_model  # noqa: E402

@@ -1,14 +1,20 @@
-"""CPU thread defaults: as many torch threads as idle physical cores, and OpenMP threads that sleep when they wait.
+"""CPU thread defaults: as many torch threads as idle physical cores, and OpenMP threads that spin only briefly.
 
-Why: PyTorch's default is one OpenMP thread per physical core, and libgomp's threads spin while they wait at
-each parallel region's barrier. On a machine other processes also use (a shared 2-core box, a laptop with a
-browser), a thread is often descheduled, its partner spins for it, and training ran 4-10x slower than with
-one thread (0.35-0.8 against 4.5-5 training steps/s for usema_tiny at 96 px, 2 cores, load average 3.5;
-benchmarks/bench_threads.py measures the main job). So, unless the user set OMP_NUM_THREADS:
-- OMP_WAIT_POLICY=PASSIVE (waiting threads sleep), set before torch loads libgomp: `prefer_passive_wait`,
-  called first thing by `usemabench/__init__.py`; it never overrides a value the user set;
+Why: PyTorch's default is one OpenMP thread per physical core. On a machine other processes also use (a
+shared 2-core box, a laptop with a browser) those threads get descheduled and their partners wait for them,
+so, unless the user set OMP_NUM_THREADS:
 - torch threads = physical cores available to this process, minus those the load average says other work
-  keeps busy, at least 1 (`default_threads`); the CLI applies it (`configure_threads`), records name it.
+  keeps busy, at least 1 (`default_threads`); the CLI applies it (`configure_threads`), records name it;
+- GOMP_SPINCOUNT=10000 (`prefer_short_spin`, called first thing by `usemabench/__init__.py`, before torch
+  loads libgomp, the OpenMP runtime of PyTorch's Linux wheels; never overriding a value the user set): a
+  waiting thread spins about ten thousand iterations, then sleeps.
+Measured (benchmarks/bench_wait_policy.py, record leaderboard/records/bench/bench_wait_policy_9a9b6776.json:
+usema_tiny training step, batch 8 at 96², 2-core machine): idle, 2 threads took 244 ms with the short spin,
+240 ms with libgomp's own spin and 526 ms with OMP_WAIT_POLICY=PASSIVE, 1 thread 291 ms. With two busy
+processes started beside the step (load that arrives after the thread count was chosen): 782, 1045 and
+382 ms, 1 thread 348 ms. So the short spin serves the idle machine (PASSIVE, this module's earlier choice,
+made 2 threads 1.8x slower than one there) and is less bad than libgomp's spin when load arrives later;
+load present at the start is met by fewer threads, where the wait policy no longer matters.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import sys
 from pathlib import Path
 
 CPU_SYSFS = Path("/sys/devices/system/cpu")
+SHORT_SPIN = "10000"  # libgomp spin iterations before a waiting thread sleeps (module docstring)
 
 
 def physical_cores(cpus: set[int] | None = None, sysfs: Path = CPU_SYSFS) -> int:
@@ -53,11 +60,12 @@ def user_chose_threads() -> bool:
     return "OMP_NUM_THREADS" in os.environ
 
 
-def prefer_passive_wait() -> None:
-    """OMP_WAIT_POLICY=PASSIVE unless the user set it or OMP_NUM_THREADS; only before torch is loaded (after, libgomp
-    has read its settings and the variable would only mislead)."""
-    if "torch" not in sys.modules and not user_chose_threads() and "OMP_WAIT_POLICY" not in os.environ:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+def prefer_short_spin() -> None:
+    """GOMP_SPINCOUNT=10000 unless the user set it, OMP_WAIT_POLICY or OMP_NUM_THREADS; only before torch is
+    loaded (after, libgomp has read its settings and the variable would only mislead)."""
+    chose = user_chose_threads() or "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
+    if "torch" not in sys.modules and not chose:
+        os.environ["GOMP_SPINCOUNT"] = SHORT_SPIN
 
 
 def configure_threads() -> int | None:
