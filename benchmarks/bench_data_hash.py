@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from usemabench.datasets import DatasetError, get_dataset_spec
-from usemabench.datasets.fingerprint import dataset_fingerprint
-from usemabench.datasets.splits import ensure_split_file, spec_sources, split_entry
+from usemabench.datasets.fingerprint import dataset_fingerprint, split_cases_by_source
+from usemabench.datasets.splits import split_entry
 from usemabench.core.records import environment_info, make_record, record_filename, write_record
 
 
@@ -32,13 +32,11 @@ def _timed_fingerprint(spec) -> tuple[float, str]:
 
 
 def _case_files(spec) -> list[Path]:
-    split_file = ensure_split_file(spec)
-    sources = spec_sources(spec, split_file.splits)
     return [
         path
-        for split, case_ids in split_file.splits.items()
+        for source, case_ids in split_cases_by_source(spec).values()
         for case_id in case_ids
-        for path in (sources[spec.source_for(split)].case_files(case_id) or {}).values()
+        for path in (source.case_files(case_id) or {}).values()
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,13 @@ def test_removing_a_file_outside_the_output_folders_is_refused(outputs, tmp_path
     with pytest.raises(ValueError, match="in no output folder"), staged_outputs(tables, site) as staging:
         staging.remove(tmp_path / "mine.txt")
     assert (tmp_path / "mine.txt").read_text() == "the user's"
+
+
+def test_a_folder_whose_parent_is_read_only_or_another_file_system_is_staged_inside_itself(outputs, tmp_path, monkeypatch):
+    tables, site = outputs
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)  # the parent of both: read-only
+    with staged_outputs(tables, site) as staging:
+        assert staging.folder(tables).parent.parent == tables.resolve()
+        (staging.folder(tables) / "board.md").write_text("new board")
+        (staging.folder(site) / "index.html").write_text("new page")
+    assert tree(tmp_path) == {"tables/board.md": b"new board", "site/index.html": b"new page", "site/figures/old.png": b"old figure"}

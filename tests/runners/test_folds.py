@@ -82,3 +82,23 @@ def test_a_fold_run_is_tested_on_the_test_part_when_the_split_has_one(blob_folde
 def test_the_main_job_refuses_a_fold(capsys):
     assert main(["run", "--fold", "0"]) != 0
     assert "--fold need --model" in capsys.readouterr().err
+
+
+def test_a_fold_run_without_a_test_part_is_scored_with_last_not_the_checkpoint_its_val_part_chose(fold_folder, tiny_protocol_file, tmp_path):
+    assert run_cli(f"folder:{fold_folder}", tiny_protocol_file, tmp_path, "--fold", "2") == 0
+    (evaluation,), _ = read_records(tmp_path / "records", kind="eval")
+    assert evaluation["metrics"]["settings"]["checkpoint"]["which"] == "last"
+
+
+def test_drawing_another_split_of_a_folder_that_ships_one_is_refused(fold_folder, capsys):
+    assert main(["datasets", "split", str(fold_folder), "--folds", "4", "--seed", "3"]) != 0
+    err = capsys.readouterr().err
+    assert "split.csv ships with the data" in err and "--folds, --seed would be ignored" in err
+    assert main(["datasets", "split", str(fold_folder)]) == 0  # importing it as given is what plain `split` does
+
+
+def test_a_sweep_does_not_take_a_fold_run_for_the_plain_run(fold_folder, tiny_protocol_file, tmp_path):
+    from usemabench.runners.sweep import completed
+
+    assert run_cli(f"folder:{fold_folder}", tiny_protocol_file, tmp_path, "--fold", "0") == 0
+    assert completed(tmp_path / "records", read_records(tmp_path / "records", kind="eval")[0][0]["protocol"]["hash"]) == set()

@@ -2,7 +2,8 @@
 
 A generator of many files (tables, charts, a page linking them) that fails halfway must not leave a new
 table beside an old page. `staged_outputs` hands out a stand-in for each real folder, a temporary folder
-beside it (same parent, so the same file system: each move is a rename). Links between the outputs are
+beside it (same parent, so the same file system: each move is a rename; inside it when the parent is another
+file system or read-only). Links between the outputs are
 computed between real paths (`Staging.real`), never between stand-ins. When the block ends without error
 each staged file replaces its counterpart; should any move fail, those done are undone, so the folders
 hold either all the new files or all the old. An error inside the block leaves the real folders untouched.
@@ -61,6 +62,15 @@ def _describe(error: OSError, fallback: Path) -> str:
     return f"{path}: {error.strerror or error}"
 
 
+def _stand_in_home(real: Path) -> Path:
+    """Where the stand-in of `real` goes: its parent, when writable and on the same file system (so every move
+    is a rename); else inside `real` itself (an output folder that is a mount point, under a read-only parent)."""
+    parent = real.parent
+    if os.access(parent, os.W_OK) and parent.stat().st_dev == real.stat().st_dev:
+        return parent
+    return real
+
+
 @contextmanager
 def staged_outputs(*folders: str | os.PathLike) -> Iterator[Staging]:
     """Stage writes to `folders` and swap them in on success (see the module docstring); OutputError on failure."""
@@ -70,7 +80,7 @@ def staged_outputs(*folders: str | os.PathLike) -> Iterator[Staging]:
         for real in dict.fromkeys(Path(folder).resolve() for folder in folders):
             try:
                 real.mkdir(parents=True, exist_ok=True)
-                temporary.append(Path(tempfile.mkdtemp(prefix=f".{real.name}-staging-", dir=real.parent)))
+                temporary.append(Path(tempfile.mkdtemp(prefix=f".usemabench-staging-{real.name}-", dir=_stand_in_home(real))))
             except OSError as error:
                 raise OutputError(f"cannot write outputs: {_describe(error, real)}") from None
             stand_ins[real] = temporary[-1] / "new"

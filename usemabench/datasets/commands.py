@@ -15,12 +15,14 @@ from usemabench.datasets.splits import (
     SplitFile, case_groups, check_groups_whole, check_split_matches_data, generate_split_file, given_split_path, read_split_file,
     spec_sources, write_split_file,
 )  # fmt: skip
-from usemabench.datasets.sources import SourceURI
+from usemabench.datasets.sources import SourceURI, open_source
 from usemabench.datasets.locations import expand_data_placeholder
 from usemabench.datasets.verify import verify_cases
 from usemabench.text_table import format_table
 
 VERIFY_RESOLUTION = 96  # the quick protocol's resolution (runners/protocols/quick.json; a test keeps them equal)
+
+SPLIT_DEFAULTS = {"seed": 0, "val": 0.1, "test": 0.1}  # `datasets split` drawing options left as they are
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,10 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     split = commands.add_parser("split", help="write a new seeded split file (never overwrites without --force)")
     split.add_argument("source", help="registered name, source URI or folder path")
     split.add_argument("--out", default=None, help="split file to write (default: the dataset's split file)")
-    split.add_argument("--seed", type=seed_value, default=0)
-    split.add_argument("--val", type=_share, default=0.1, help="validation share: a fraction (0.1) or a count (16)")
+    split.add_argument("--seed", type=seed_value, default=SPLIT_DEFAULTS["seed"])
+    split.add_argument("--val", type=_share, default=SPLIT_DEFAULTS["val"], help="validation share: a fraction (0.1) or a count (16)")
     split.add_argument(
-        "--test", type=_share, default=0.1, help="test share: a fraction or a count (ignored where the data has a test source)"
+        "--test", type=_share, default=SPLIT_DEFAULTS["test"],
+        help="test share: a fraction or a count (ignored where the data has a test source)",
     )
     split.add_argument("--folds", type=int, default=None, help="k folds (fold<i>_train / fold<i>_val) plus test, instead of train/val")
     split.add_argument("--contiguous", action="store_true", help="keep the natural case order (slices of one volume) instead of shuffling")
@@ -187,6 +190,16 @@ def _grouping_lines(spec: DatasetSpec, sources: dict, split_file: SplitFile | No
 
 def run_split(args: argparse.Namespace) -> int:
     spec = get_dataset_spec(args.source)
+    shipped = SourceURI.parse(spec.source).options.get("split_file") is None and open_source(spec.source).shipped_split_file()
+    drawing = {"--folds": args.folds, "--contiguous": args.contiguous, "--group-by": args.group_by}
+    given_options = [option for option, value in drawing.items() if value] + [
+        option for option in ("--seed", "--val", "--test") if getattr(args, option[2:]) != SPLIT_DEFAULTS[option[2:]]
+    ]
+    if shipped and not args.given and given_options:
+        raise DatasetError(
+            f"{shipped} ships with the data and is imported as given, so {', '.join(given_options)} would be ignored; "
+            "to draw a split of this folder instead, move that file out of it"
+        )
     method = {"kind": "contiguous" if args.contiguous else "random", "seed": args.seed, "val": args.val, "test": args.test}
     if args.folds:
         method["folds"] = args.folds

@@ -182,12 +182,17 @@ def _array_hash(source: Source, case_id: str) -> str:
     return digest.hexdigest()
 
 
-def dataset_fingerprint(spec: DatasetSpec) -> DataFingerprint:
-    """The fingerprint of every case in `spec`'s split file, each hashed from the source that holds it."""
+def split_cases_by_source(spec: DatasetSpec) -> dict[str, tuple[Source, list[str]]]:
+    """{uri: (source, sorted case ids)} of every case in `spec`'s split file, by the source that holds it."""
     split_file = ensure_split_file(spec)
     sources = spec_sources(spec, split_file.splits)
-    cases_by_source: dict[str, tuple[Source, list[str]]] = {}
+    cases: dict[str, tuple[Source, list[str]]] = {}
     for split, case_ids in split_file.splits.items():
         uri = spec.source_for(split)
-        cases_by_source.setdefault(uri, (sources[uri], []))[1].extend(case_ids)
-    return fingerprint(spec, {uri: (source, sorted(set(ids))) for uri, (source, ids) in cases_by_source.items()})
+        cases.setdefault(uri, (sources[uri], []))[1].extend(case_ids)
+    return {uri: (source, sorted(set(ids))) for uri, (source, ids) in cases.items()}
+
+
+def dataset_fingerprint(spec: DatasetSpec) -> DataFingerprint:
+    """The fingerprint of every case in `spec`'s split file, each hashed from the source that holds it."""
+    return fingerprint(spec, split_cases_by_source(spec))

@@ -129,7 +129,7 @@ def resolution_of(record: dict) -> tuple[int, int] | None:
 def run_fields(record: dict) -> dict[str, Any]:
     row = _columns(record, RUN_COLUMNS, frozenset())
     fold = _mapping_at(record, ("dataset",)).get("fold")
-    if isinstance(fold, int) and row["dataset"] is not None:  # each fold of a cross-validation is a board of its own
+    if isinstance(fold, int) and not isinstance(fold, bool) and row["dataset"] is not None:  # each fold of a cross-validation is a board of its own
         row["dataset"] = f"{row['dataset']}-fold{fold}"
     if not isinstance(row["seed"], int) or isinstance(row["seed"], bool):
         row["seed"] = None

@@ -1,6 +1,6 @@
 """One experiment = train + evaluate + two records (`usemabench run --model M --dataset D --protocol P --seed S`).
 
-The run folder `runs/<model>/<dataset>/<protocol>/seed<S>` holds the checkpoints and the epoch log; the
+The run folder `runs/<model>/<dataset>/<protocol>/seed<S>[-fold<K>]` holds the checkpoints and the epoch log; the
 same command resumes an interrupted run from it, but only when the run's identity matches: model config,
 protocol, split, precision and the data's content hash (`datasets/fingerprint.py`; `data.json` in the run
 folder says what changed when it does not). Names that become folders must be plain (`core/names.py`).
@@ -96,6 +96,15 @@ class Prepared:
         run = f"seed{self.request.seed}" + (f"-fold{self.request.fold}" if self.request.fold is not None else "")
         return Path(self.request.runs_dir) / name / self.spec.name / self.protocol.name / run
 
+    @property
+    def eval_checkpoint(self) -> str:
+        """The checkpoint evaluated: the protocol's (`best.pt`, best validation Dice, or `last.pt`), but `last.pt`
+        when the run is tested on its own validation part (a fold run on a split without a test part), so
+        the score is never of the checkpoint that very part chose."""
+        if self.protocol.evaluation.checkpoint == "best" and self.parts["test"] != self.parts["val"]:
+            return BEST
+        return LAST
+
     def dataset_entry(self, role: str) -> dict:
         """The `dataset` field of every record of this run (train, eval, failed) about the split playing `role`:
         one shape, so one file name; a fold run names its fold."""
@@ -142,8 +151,8 @@ def run_experiment(request: ExperimentRequest) -> ExperimentOutcome:
     spec, protocol, parts = prepared.spec, prepared.protocol, prepared.parts
     train_set = SegmentationDataset(spec, parts["train"], training_transform(spec, protocol.resolution, protocol.augmentation))
     test_set = SegmentationDataset(spec, parts["test"], eval_transform(spec))
-    if "train" not in request.stages and not (prepared.run_dir / checkpoint_name(protocol)).is_file():
-        raise FileNotFoundError(f"no {checkpoint_name(protocol)} in {prepared.run_dir}: train this combination first")
+    if "train" not in request.stages and not (prepared.run_dir / prepared.eval_checkpoint).is_file():
+        raise FileNotFoundError(f"no {prepared.eval_checkpoint} in {prepared.run_dir}: train this combination first")
     _claim_run_dir(prepared)
     seed_everything(derive_seed(request.seed, "model"))
     try:
@@ -193,9 +202,6 @@ def _backends(prepared: Prepared, model: torch.nn.Module) -> dict:
     return kernel_backends(model, probe, prepared.device, prepared.precision)
 
 
-def checkpoint_name(protocol: Protocol) -> str:
-    """The checkpoint the protocol evaluates: `best.pt` (best validation Dice) or `last.pt`."""
-    return BEST if protocol.evaluation.checkpoint == "best" else LAST
 
 
 def preprocessing(spec: DatasetSpec, protocol: Protocol) -> dict:
@@ -213,7 +219,7 @@ def preprocessing(spec: DatasetSpec, protocol: Protocol) -> dict:
 
 def _evaluate(prepared: Prepared, model: torch.nn.Module, test_set: SegmentationDataset, train_path: Path | None) -> ExperimentOutcome:
     spec, protocol = prepared.spec, prepared.protocol
-    path = prepared.run_dir / checkpoint_name(protocol)
+    path = prepared.run_dir / prepared.eval_checkpoint
     payload = load_checkpoint(path, map_location=prepared.device)
     model.load_state_dict(payload["model"])
     backends = _backends(prepared, model)
@@ -223,7 +229,7 @@ def _evaluate(prepared: Prepared, model: torch.nn.Module, test_set: Segmentation
         saved_cases=protocol.evaluation.saved_cases, progress=prepared.request.progress,
     )
     evaluation.metrics["settings"]["checkpoint"] = {
-        "which": protocol.evaluation.checkpoint,
+        "which": "best" if path.name == BEST else "last",
         "epoch": payload["epoch"] if path.name == BEST else payload["loop"]["epoch"],
     }
     files = {"train_record": train_path.name} if train_path is not None else {}

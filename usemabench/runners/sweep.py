@@ -38,7 +38,8 @@ def combinations(models: Sequence[str], datasets: Sequence[str], seeds: Sequence
 
 
 def completed(records_dir: Path, protocol_hash: str) -> set[tuple[str, str, str, int]]:
-    """(model, dataset, protocol name, seed) of every eval record with status ok under this protocol hash."""
+    """(model, dataset, protocol name, seed) of every eval record with status ok under this protocol hash (a
+    sweep runs no folds, so the record of a `--fold` run completes nothing here)."""
     if not Path(records_dir).is_dir():
         return set()
     records, _ = read_records(records_dir, kind="eval")
@@ -46,7 +47,7 @@ def completed(records_dir: Path, protocol_hash: str) -> set[tuple[str, str, str,
         (record["model"]["name"], record["dataset"]["name"], record["protocol"]["name"], record["seed"])
         for record in records
         if record["status"] == "ok" and record.get("protocol") and record["protocol"].get("hash") == protocol_hash
-        and record.get("model") and record.get("dataset")
+        and record.get("model") and record.get("dataset") and record["dataset"].get("fold") is None
     }
 
 
